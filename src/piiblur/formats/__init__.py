@@ -1,0 +1,149 @@
+"""Reading images and writing them back in kind.
+
+``read_image`` decodes a file fully (a file that cannot be decoded raises
+``ImageError``: it is never passed off as clean). ``encode_image`` writes
+blurred pixels back in the source's own format through a plugin: one module
+in this package per format, each declaring ``FORMATS`` (Pillow format names)
+and ``encode(source, pixels) -> Encoded``. A format without a plugin falls back
+to Pillow's own writer for that format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pkgutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif",
+     ".avif", ".bmp", ".gif"}
+)
+DEFAULT_MAX_PIXELS = 300_000_000  # a 24K x 12K panorama; decompression bombs beyond this are refused
+
+# Pillow modes that blur works on directly; anything else is converted first.
+_NATIVE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F"}
+_ORIENTATION_TAG = 0x0112
+
+
+class ImageError(Exception):
+    """A file that could not be read or written as an image; the message says why."""
+
+
+@dataclass
+class SourceImage:
+    path: Path
+    data: bytes  # the file's bytes as read; never modified
+    format: str  # Pillow format name: JPEG, MPO, PNG, TIFF, WEBP, ...
+    image: Image.Image  # first frame, fully decoded, stored pixel grid
+    pixels: np.ndarray  # native pixels of ``mode`` in the stored grid: (H, W) or (H, W, C)
+    mode: str
+    orientation: int = 1  # EXIF orientation, 1 to 8
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def upright_rgb(self) -> np.ndarray:
+        """The picture as a person sees it: EXIF orientation applied, 8-bit RGB."""
+        return np.asarray(_to_rgb8(self.image).transpose(_TRANSPOSE[self.orientation]) if self.orientation != 1
+                          else _to_rgb8(self.image))
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    notes: list[str] = field(default_factory=list)  # what was changed besides the pixels
+
+
+Encoder = Callable[[SourceImage, np.ndarray], Encoded]
+
+# PIL transpose that turns the stored grid upright, per EXIF orientation
+_TRANSPOSE: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(image).astype(np.float32)
+        top = 65535.0 if image.mode != "I" else max(float(arr.max()), 1.0)
+        return Image.fromarray((arr * (255.0 / top)).clip(0, 255).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
+    data = Path(path).read_bytes()
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or "?"
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"refused: larger than the pixel limit of {max_pixels:,} pixels ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError("not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"cannot decode: {exc}") from None
+    orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    if orientation not in _TRANSPOSE:
+        orientation = 1
+    mode = image.mode
+    if mode not in _NATIVE_MODES:  # palette, bilevel, YCbCr, LAB ...: work in RGB(A)
+        mode = "RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB"
+        work = image.convert(mode)
+    else:
+        work = image
+    return SourceImage(Path(path), data, fmt, image, np.asarray(work).copy(), mode, orientation)
+
+
+def _load_plugins() -> dict[str, Encoder]:
+    registry: dict[str, Encoder] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name in getattr(module, "FORMATS", ()):
+            registry[name] = module.encode
+    return registry
+
+
+_PLUGINS: dict[str, Encoder] | None = None
+
+
+def encode_image(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    """Encode ``pixels`` (same shape and mode as ``source.pixels``) in the source's format."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = _load_plugins()
+    encoder = _PLUGINS.get(source.format, _encode_with_pillow)
+    try:
+        return encoder(source, pixels)
+    except ImageError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"cannot write {source.format}: {exc}") from exc
+
+
+def _encode_with_pillow(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    out = io.BytesIO()
+    params = {k: v for k, v in source.image.info.items() if k in ("icc_profile", "exif", "dpi", "xmp")}
+    Image.fromarray(pixels, source.mode).save(out, format=source.format, **params)
+    return Encoded(out.getvalue(), [f"written by Pillow's generic {source.format} writer"])

