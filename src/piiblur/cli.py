@@ -1,0 +1,142 @@
+"""The ``pii-blur`` command: a thin layer over ``piiblur.runner`` and ``piiblur.evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from piiblur import __version__
+from piiblur.detections import CLASSES
+from piiblur.formats import DEFAULT_MAX_PIXELS
+from piiblur.pipeline import DEFAULT_THRESHOLDS, FileResult, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CLASSES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(CLASSES)} (comma-separated)")
+    return names
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value
+
+
+def _add_detection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("detection")
+    group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
+                       help="what to blur, comma-separated (default: face,plate)")
+    group.add_argument("--face-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["face"], metavar="SCORE",
+                       help="lowest face score that is blurred (default: %(default)s)")
+    group.add_argument("--plate-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["plate"], metavar="SCORE",
+                       help="lowest plate score that is blurred (default: %(default)s)")
+    group.add_argument("--strength", type=float, default=1.0,
+                       help="blur strength; sigma is a quarter of the region at 1.0 (default: %(default)s)")
+    group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                       help="where the detectors run (default: auto, the GPU when onnxruntime has one)")
+    group.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                       help="refuse images with more pixels than this (default: %(default)s)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        classes=args.classes,
+        thresholds={"face": args.face_threshold, "plate": args.plate_threshold},
+        strength=args.strength,
+        max_pixels=args.max_pixels,
+        device=args.device,
+    )
+
+
+def blur_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pii-blur",
+        description="Blur faces and licence plates in an image or a folder of images. "
+        "Images with nothing to hide are copied unchanged. "
+        "Run 'pii-blur evaluate --help' to measure recall on labelled images.",
+    )
+    parser.add_argument("input", type=Path, metavar="INPUT", help="an image or a folder (walked recursively)")
+    parser.add_argument("output", type=Path, metavar="OUTPUT_DIR", help="where results go (created if missing)")
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report of every image")
+    parser.add_argument("--dry-run", action="store_true", help="detect and report, write no images")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo images whose output already exists and is newer than the input")
+    parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                        help="worker processes (default: one per core)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print a line for every image")
+    parser.add_argument("--version", action="version", version=f"pii-blur {__version__}")
+    _add_detection_options(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "evaluate":
+        from piiblur.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:], _add_detection_options, _settings)
+    args = blur_parser().parse_args(argv)
+    return run_blur(args)
+
+
+def run_blur(args: argparse.Namespace) -> int:
+    from piiblur import report as reporting
+    from piiblur.runner import UsageError, default_workers, is_terminal, plan, run
+
+    try:
+        jobs, not_images = plan(args.input, args.output)
+    except UsageError as exc:
+        print(f"pii-blur: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.dry_run:
+        args.output.mkdir(parents=True, exist_ok=True)
+    progress = None
+    if is_terminal() and not args.quiet and len(jobs) > 1:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(jobs), unit="img", dynamic_ncols=True, file=sys.stderr)
+
+    def on_result(result: FileResult) -> None:
+        line = _result_line(result, args.verbose)
+        if line:
+            (progress.write if progress else lambda s: print(s, file=sys.stderr))(line)
+        if progress:
+            progress.update(1)
+
+    settings = _settings(args)
+    try:
+        batch = run(jobs, settings, args.jobs or default_workers(), args.dry_run, args.overwrite, on_result)
+    except KeyboardInterrupt:
+        print("pii-blur: interrupted; finished images are kept, rerun to do the rest", file=sys.stderr)
+        return 130
+    finally:
+        if progress:
+            progress.close()
+    batch.not_images = not_images
+    if args.report:
+        reporting.write_report(args.report, reporting.as_json(batch, settings, args.input, args.output, args.dry_run))
+    if not args.quiet:
+        print(reporting.summary_line(batch, args.dry_run), file=sys.stderr)
+    return EXIT_FAILED if batch.failed else EXIT_OK
+
+
+def _result_line(result: FileResult, verbose: bool) -> str | None:
+    if result.status == "failed":
+        return f"error: {result.source}: {result.reason}"
+    if verbose:
+        found = f"{result.count('face')} faces, {result.count('plate')} plates"
+        return f"{result.status}: {result.source} ({found})" if result.status != "skipped" else f"skipped: {result.source}"
+    return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

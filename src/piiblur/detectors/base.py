@@ -1,0 +1,71 @@
+"""What every detector shares: the interface and the onnxruntime session."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from typing import ClassVar, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from piiblur.detections import Detections
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    REGISTRY[cls.name] = cls  # type: ignore[attr-defined]
+    return cls
+
+
+class Detector(Protocol):
+    name: ClassVar[str]  # registry key, e.g. "centerface"
+    class_name: ClassVar[str]  # what it finds: "face" or "plate"
+    tile: ClassVar[int]  # edge of the square tile it is run on, in pixels
+    default_threshold: ClassVar[float]
+
+    def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
+        """Find objects in an 8-bit RGB image (H, W, 3) of any size up to a few tiles."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    threads: int = 0  # intra-op threads per session; 0 = onnxruntime's choice
+    device: str = "auto"  # auto | cpu | cuda
+
+    def providers(self) -> list[str]:
+        present = ort.get_available_providers()
+        if self.device == "cpu":
+            return ["CPUExecutionProvider"]
+        if self.device == "cuda":
+            if "CUDAExecutionProvider" not in present:
+                raise RuntimeError("--device cuda asked for, but onnxruntime has no CUDA provider here")
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present]
+
+
+def model_path(filename: str) -> str:
+    return str(resources.files("piiblur") / "models" / filename)
+
+
+def make_session(filename: str, options: OnnxRuntimeOptions) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    threads = options.threads or int(os.environ.get("PIIBLUR_THREADS", "0"))
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model_path(filename), so, providers=options.providers())
+
+
+def pad_to_multiple(rgb: np.ndarray, multiple: int, value: int = 0) -> np.ndarray:
+    """Pad bottom and right so both sides are multiples of ``multiple`` (the net's stride)."""
+    h, w = rgb.shape[:2]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), constant_values=value)
+    return rgb

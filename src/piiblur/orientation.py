@@ -1,0 +1,46 @@
+"""EXIF orientation: move boxes between the upright picture and the stored pixel grid.
+
+Detection runs on the upright picture (what a person sees); the output keeps
+the stored pixel layout and its orientation tag, so boxes are mapped back to
+the stored grid before blurring. All eight orientations are axis-aligned
+flips and quarter turns, so a box stays a box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from piiblur.detections import Detections
+
+
+def _stored_to_upright(orientation: int, width: int, height: int) -> np.ndarray:
+    """2x3 affine matrix taking stored-grid points (x, y) to upright points."""
+    w, h = float(width), float(height)
+    return {
+        1: [[1, 0, 0], [0, 1, 0]],
+        2: [[-1, 0, w], [0, 1, 0]],
+        3: [[-1, 0, w], [0, -1, h]],
+        4: [[1, 0, 0], [0, -1, h]],
+        5: [[0, 1, 0], [1, 0, 0]],
+        6: [[0, -1, h], [1, 0, 0]],
+        7: [[0, -1, h], [-1, 0, w]],
+        8: [[0, 1, 0], [-1, 0, w]],
+    }[orientation]
+
+
+def _apply(matrix: np.ndarray, dets: Detections) -> Detections:
+    if not len(dets):
+        return dets
+    a, t = matrix[:, :2], matrix[:, 2]
+    corners = [dets.xyxy[:, [0, 1]], dets.xyxy[:, [2, 3]]]
+    moved = [c @ a.T + t for c in corners]
+    lo, hi = np.minimum(*moved), np.maximum(*moved)
+    return Detections(np.concatenate([lo, hi], axis=1), dets.scores, dets.class_ids)
+
+
+def upright_to_stored(dets: Detections, orientation: int, stored_size: tuple[int, int]) -> Detections:
+    """Boxes found on the upright picture, in the stored grid of size (width, height)."""
+    if orientation == 1:
+        return dets
+    forward = np.vstack([np.array(_stored_to_upright(orientation, *stored_size), float), [0, 0, 1]])
+    return _apply(np.linalg.inv(forward)[:2], dets)

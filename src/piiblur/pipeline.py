@@ -1,0 +1,113 @@
+"""One image, start to finish: read, detect, merge, blur, write.
+
+``Blurrer`` holds the loaded detectors (load once per worker process) and
+turns one input file into one output file plus a ``FileResult`` for the report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from piiblur import blur as blurring
+from piiblur.detections import CLASSES, Detections
+from piiblur.detectors import OnnxRuntimeOptions, load_detectors
+from piiblur.formats import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image
+from piiblur.orientation import upright_to_stored
+from piiblur.planar import detect_planar
+from piiblur.storage import copy_atomic, write_atomic
+
+DEFAULT_THRESHOLDS = {"face": 0.3, "plate": 0.25}
+
+
+@dataclass(frozen=True)
+class Settings:
+    classes: tuple[str, ...] = CLASSES
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    strength: float = 1.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    device: str = "auto"
+    threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
+
+
+@dataclass
+class FileResult:
+    source: str
+    output: str | None
+    status: str  # blurred | copied | skipped | failed
+    reason: str = ""
+    width: int = 0
+    height: int = 0
+    orientation: int = 1
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    written: bool = False
+
+    def count(self, name: str) -> int:
+        return sum(1 for d in self.detections if d["class"] == name)
+
+
+class Blurrer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        options = OnnxRuntimeOptions(threads=settings.threads, device=settings.device)
+        self.detectors = load_detectors(list(settings.classes), options)
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        """Everything to hide in an upright 8-bit RGB picture, in its pixel coordinates."""
+        return detect_planar(rgb, self.detectors, self.settings.thresholds).above(self.settings.thresholds)
+
+    def process(self, source: Path, target: Path | None, label: str | None = None) -> FileResult:
+        """Blur ``source`` into ``target``, or copy it unchanged when nothing is found.
+
+        With ``target`` None nothing is written (a dry run).
+        """
+        result = FileResult(label or str(source), str(target) if target else None, "failed")
+        clock = _Clock(result.timings)
+        try:
+            image = read_image(source, self.settings.max_pixels)
+            clock.lap("decode")
+            result.width, result.height = image.size
+            result.orientation = image.orientation
+            found = self.detect(image.upright_rgb())
+            clock.lap("detect")
+            result.detections = found.to_records()
+            if not len(found):
+                result.status = "copied"
+                if target is not None:
+                    copy_atomic(source, target)
+                    result.written = True
+                    clock.lap("write")
+                return result
+            stored = upright_to_stored(found, image.orientation, image.size)
+            pixels = blurring.blur(image.pixels, stored, self.settings.strength)
+            clock.lap("blur")
+            encoded = encode_image(image, pixels)
+            clock.lap("encode")
+            result.notes = encoded.notes
+            result.status = "blurred"
+            if target is not None:
+                write_atomic(target, encoded.data)
+                result.written = True
+                clock.lap("write")
+        except ImageError as exc:
+            result.status, result.reason = "failed", str(exc)
+        except OSError as exc:
+            result.status, result.reason = "failed", f"{exc.strerror or exc}"
+        return result
+
+
+class _Clock:
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(now - self.last, 4)
+        self.last = now

@@ -1,0 +1,82 @@
+"""Views of a flat image: a pyramid of overlapping tiles.
+
+Every detector sees the image at full resolution in overlapping square tiles,
+then at coarser and coarser scales (each ``PYRAMID_STEP`` times smaller) until
+the whole image fits in one tile. An object small enough to be cut by a tile
+edge at one level lies whole inside the overlap; one too large for the overlap
+is at least ``OVERLAP / PYRAMID_STEP`` pixels at the next level, where the
+detectors still find it. Small images are also seen upscaled, so that faces
+and plates of a few pixels reach the size the nets were trained on. Memory
+stays bounded by one tile per detector plus the image itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from piiblur.detections import Detections
+from piiblur.detectors import Detector
+
+OVERLAP = 160  # pixels shared by neighbouring tiles, at every level
+PYRAMID_STEP = 3.0  # scale ratio between pyramid levels
+UPSCALE = 2.0  # extra level for images that fit in one tile
+
+
+@dataclass(frozen=True)
+class Tile:
+    scale: float  # level scale: tile pixels per image pixel
+    x: int  # top-left corner in the scaled image
+    y: int
+    width: int
+    height: int
+
+
+def pyramid_scales(width: int, height: int, tile: int) -> list[float]:
+    longest = max(width, height)
+    scales = [UPSCALE] if longest * UPSCALE <= tile * 1.5 else []
+    scale = 1.0
+    while True:
+        scales.append(scale)
+        if longest * scale <= tile:
+            return scales
+        scale = max(scale / PYRAMID_STEP, tile / longest)
+
+
+def _spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """(start, size) of the fewest tiles of at most ``tile`` px that cover ``length`` with OVERLAP between them."""
+    if length <= tile:
+        return [(0, length)]
+    count = int(np.ceil((length - OVERLAP) / (tile - OVERLAP)))
+    size = min(tile, int(np.ceil((length + (count - 1) * OVERLAP) / count / 32)) * 32)
+    return [(round(i * (length - size) / (count - 1)), size) for i in range(count)]
+
+
+def tiles(width: int, height: int, tile: int) -> Iterator[Tile]:
+    for scale in pyramid_scales(width, height, tile):
+        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+        for y, th in _spans(sh, tile):
+            for x, tw in _spans(sw, tile):
+                yield Tile(scale, x, y, tw, th)
+
+
+def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[str, float]) -> Detections:
+    """Run every detector over the tile pyramid of ``rgb`` and merge what they find."""
+    height, width = rgb.shape[:2]
+    found: list[Detections] = []
+    for detector in detectors:
+        threshold = thresholds.get(detector.class_name, detector.default_threshold)
+        level_scale, level = None, rgb
+        for t in tiles(width, height, detector.tile):
+            if t.scale != level_scale:
+                level_scale = t.scale
+                size = (max(1, round(width * t.scale)), max(1, round(height * t.scale)))
+                interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
+                level = rgb if t.scale == 1.0 else cv2.resize(rgb, size, interpolation=interp)
+            crop = level[t.y : t.y + t.height, t.x : t.x + t.width]
+            dets = detector.detect(np.ascontiguousarray(crop), threshold)
+            found.append(dets.shifted(t.x, t.y).scaled(1.0 / t.scale))
+    return Detections.merge(found).clipped(width, height).deduplicated()
