@@ -4,17 +4,23 @@ The EXIF thumbnail is a small JPEG in IFD1, located by JPEGInterchangeFormat (0x
 TIFF header) and JPEGInterchangeFormatLength (0x0202). Here it is replaced in place: the new thumbnail
 is written at the same offset, the rest of the old range is zeroed and only the length value changes,
 so every other offset (maker notes included) stays valid and every other byte stays the same.
+Preview JPEGs that cameras hide elsewhere in the block (Nikon and Casio maker notes, for example)
+are unblurred copies too: ``replace_previews`` redraws them in place the same way.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
+
+from PIL import Image
 
 EXIF_HEADER = b"Exif\x00\x00"
 _THUMB_OFFSET = 0x0201
 _THUMB_LENGTH = 0x0202
 _SHORT, _LONG = 3, 4
+_THUMB_QUALITIES = (90, 80, 70, 60, 50, 40, 30, 20, 10, 5)
 
 # make_thumb(old_thumbnail_bytes, byte_budget) -> new JPEG of at most byte_budget bytes, or None
 ThumbMaker = Callable[[bytes, int], bytes | None]
@@ -71,7 +77,7 @@ def thumbnail_range(payload: bytes) -> tuple[int, int] | None:
     except (ValueError, struct.error):
         return None
     base = len(EXIF_HEADER)
-    if start <= 0 or base + start >= len(payload):
+    if start <= 0 or length <= 0 or base + start >= len(payload):
         return None
     return base + start, min(base + start + length, len(payload))
 
@@ -95,10 +101,97 @@ def replace_thumbnail(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, st
     if new is not None and len(new) > end - start:
         raise ValueError("new thumbnail larger than its budget")
     out = bytearray(payload)
-    out[start:end] = (new or b"").ljust(end - start, b"\x00")
+    _overwrite(out, start, end, new)
     pos = base + length_entry + 8
     packed = tiff.pack_value(length_entry, len(new or b""))
     out[pos:pos + len(packed)] = packed
     if new:
         return bytes(out), "EXIF thumbnail regenerated from the blurred image"
     return bytes(out), "EXIF thumbnail removed (a blurred one did not fit in its place)"
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+    return True
+
+
+def _overwrite(payload: bytearray, start: int, end: int, new: bytes | None) -> None:
+    payload[start:end] = (new or b"").ljust(end - start, b"\x00")
+
+
+def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int]:
+    """Redraw, in place, every decodable JPEG embedded in an EXIF payload other than the IFD1 thumbnail.
+
+    Each is found by its SOI and the next EOI and replaced like the thumbnail (zeroed when no new
+    one fits). Returns the new payload and how many previews were replaced.
+    """
+    skip = thumbnail_range(payload)
+    out = bytearray(payload)
+    count, pos = 0, payload.find(b"\xff\xd8\xff")
+    while pos >= 0:
+        end = payload.find(b"\xff\xd9", pos + 3)
+        if end < 0:
+            break
+        end += 2
+        inside_thumb = skip is not None and skip[0] <= pos < skip[1]
+        if not inside_thumb and _decodes(payload[pos:end]):
+            new = make_thumb(payload[pos:end], end - pos)
+            _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
+            count += 1
+            pos = end
+        else:
+            pos += 3
+        pos = payload.find(b"\xff\xd8\xff", pos)
+    return bytes(out), count
+
+
+def thumb_maker(picture: Image.Image) -> ThumbMaker:
+    """A ThumbMaker drawing from ``picture`` (RGB): the old thumbnail's size (160x120 when it does not
+    decode), the picture fitted and centred on black, at the highest JPEG quality that fits the budget."""
+
+    def make(old: bytes, budget: int) -> bytes | None:
+        try:
+            with Image.open(io.BytesIO(old)) as previous:
+                size = previous.size
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            size = (160, 120)
+        scale = min(size[0] / picture.width, size[1] / picture.height)
+        fitted = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        thumb = Image.new("RGB", size)
+        small = picture.resize(fitted, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        thumb.paste(small, ((size[0] - fitted[0]) // 2, (size[1] - fitted[1]) // 2))
+        for quality in _THUMB_QUALITIES:
+            out = io.BytesIO()
+            thumb.save(out, format="JPEG", quality=quality)
+            if out.tell() <= budget:
+                return out.getvalue()
+        return None
+
+    return make
+
+
+def scrub_exif(exif: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
+    """Redraw the thumbnail and any embedded previews of an EXIF block from ``picture`` (the blurred image,
+    RGB), in place. ``exif`` may start with the APP1 "Exif\\0\\0" header or directly with the TIFF header;
+    the result has the same form. Returns the block and notes on what changed."""
+    bare = not exif.startswith(EXIF_HEADER)
+    payload = EXIF_HEADER + exif if bare else exif
+    make = thumb_maker(picture)
+    payload, note = replace_thumbnail(payload, make)
+    payload, previews = replace_previews(payload, make)
+    notes = [note] if note else []
+    if previews:
+        notes.append(f"{previews} preview image(s) inside the EXIF (maker note) redrawn from the blurred image")
+    return (payload[len(EXIF_HEADER):] if bare else payload), notes
+
+
+def redraw_previews(block: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
+    """Redraw, in place, preview JPEGs found in any metadata block (Photoshop resources, for example)."""
+    if b"\xff\xd8\xff" not in block:
+        return block, []
+    block, count = replace_previews(block, thumb_maker(picture))
+    return block, [f"{count} preview image(s) in metadata redrawn from the blurred image"] if count else []

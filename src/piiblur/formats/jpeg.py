@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from . import Encoded, SourceImage
-from ._exif import EXIF_HEADER, ThumbMaker, replace_thumbnail
+from ._exif import EXIF_HEADER, redraw_previews, scrub_exif
 
 FORMATS = ("JPEG", "MPO")
 
@@ -25,7 +25,6 @@ _SOI, _EOI, _SOS, _COM, _APP14 = 0xD8, 0xD9, 0xDA, 0xFE, 0xEE
 _DRI = 0xDD
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 _SAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
-_THUMB_QUALITIES = (90, 80, 70, 60, 50, 40, 30, 20, 10, 5)
 
 # IJG (libjpeg) standard luminance table, natural order, as Pillow's ``quantization`` lists it
 _STD_LUMINANCE = (
@@ -57,8 +56,11 @@ def header_segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     segments: list[tuple[int, bytes]] = []
     pos = 2
     while pos + 1 < len(data):
-        if data[pos] != 0xFF:
-            raise ValueError(f"bad JPEG marker at byte {pos}")
+        if data[pos] != 0xFF:  # junk between segments (a wrong length): skip to the next marker, as libjpeg does
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                break
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -139,28 +141,6 @@ def _encoder_options(source: SourceImage) -> tuple[dict[str, Any], str]:
     return options, ", ".join(described)
 
 
-def _thumb_maker(picture: Image.Image) -> ThumbMaker:
-    def make(old: bytes, budget: int) -> bytes | None:
-        try:
-            with Image.open(io.BytesIO(old)) as previous:
-                size = previous.size
-        except (OSError, ValueError, SyntaxError):
-            size = (160, 120)
-        scale = min(size[0] / picture.width, size[1] / picture.height)
-        fitted = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-        thumb = Image.new("RGB", size)
-        small = picture.resize(fitted, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        thumb.paste(small, ((size[0] - fitted[0]) // 2, (size[1] - fitted[1]) // 2))
-        for quality in _THUMB_QUALITIES:
-            out = io.BytesIO()
-            thumb.save(out, format="JPEG", quality=quality)
-            if out.tell() <= budget:
-                return out.getvalue()
-        return None
-
-    return make
-
-
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     picture = Image.fromarray(pixels, source.mode)
     options, description = _encoder_options(source)
@@ -174,7 +154,7 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     kept: list[bytes] = []
     old_segments, _ = header_segments(source.data)
     had_mpf = False
-    thumb = _thumb_maker(picture.convert("RGB"))
+    rgb = picture.convert("RGB")
     for marker, segment in old_segments:
         if not _is_app_or_com(marker):
             continue
@@ -188,10 +168,13 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
             notes.append("Adobe APP14 dropped (it declared RGB storage; the new file is YCbCr)")
             continue
         if marker == 0xE1 and _payload(segment).startswith(EXIF_HEADER):
-            payload, note = replace_thumbnail(_payload(segment), thumb)
-            if note:
-                notes.append(note)
-                segment = _with_payload(marker, payload)
+            payload, exif_notes = scrub_exif(_payload(segment), rgb)
+            notes.extend(exif_notes)
+            segment = _with_payload(marker, payload)
+        elif marker != _COM:  # e.g. the Photoshop thumbnail resource in APP13
+            payload, preview_notes = redraw_previews(_payload(segment), rgb)
+            notes.extend(preview_notes)
+            segment = _with_payload(marker, payload)
         kept.append(segment)
     kept.extend(encoder_adobe)  # CMYK output without an Adobe segment in the input
 

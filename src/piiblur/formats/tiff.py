@@ -1,0 +1,122 @@
+"""TIFF writer: Pillow (libtiff for compressed files), the same mode and compression, the tags kept.
+
+Descriptive IFD0 tags are carried over (XMP, IPTC, Photoshop, resolution, orientation, ...); the ones that
+describe the old layout (strips, tiles, bit depth, predictor, sub-IFDs ...) are left to the writer. Pillow's
+libtiff path cannot write the EXIF and GPS sub-IFDs, so they are appended afterwards: the new file's IFD0
+is copied to the end with the two pointer entries added, nothing else moving.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+from . import Encoded, SourceImage
+from ._exif import redraw_previews
+
+FORMATS = ("TIFF",)
+
+EXIF_IFD, GPS_IFD, INTEROP_IFD, PHOTOSHOP, ICC = 0x8769, 0x8825, 0xA005, 34377, 34675
+_LAYOUT_TAGS = {
+    256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339,
+    347, 513, 514, 530, 531, 532, EXIF_IFD, GPS_IFD, INTEROP_IFD, ICC,
+}  # fmt: skip
+_FALLBACK_COMPRESSION = "tiff_adobe_deflate"
+
+
+def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageFileDirectory_v2:
+    original = source.image.tag_v2
+    tags = ImageFileDirectory_v2()
+    for tag in original:
+        if tag in _LAYOUT_TAGS:
+            continue
+        value = original[tag]
+        if tag == PHOTOSHOP and isinstance(value, bytes):
+            value, redrawn = redraw_previews(value, picture)
+            notes.extend(redrawn)
+        tags[tag] = value
+        if tag in original.tagtype:
+            tags.tagtype[tag] = original.tagtype[tag]
+    return tags
+
+
+def _sub_ifds(source: SourceImage) -> dict[int, dict[int, Any]]:
+    exif = source.image.getexif()
+    found: dict[int, dict[int, Any]] = {}
+    for tag in (EXIF_IFD, GPS_IFD):
+        if tag in source.image.tag_v2:
+            values = {k: v for k, v in exif.get_ifd(tag).items() if k != INTEROP_IFD}
+            if values:
+                found[tag] = values
+    return found
+
+
+def append_sub_ifds(data: bytes, sub_ifds: dict[int, dict[int, Any]]) -> bytes:
+    """Add sub-IFDs (EXIF, GPS) to a classic TIFF: IFD0 is rewritten at the end with pointers to them."""
+    if not sub_ifds:
+        return data
+    end = "<" if data[:2] == b"II" else ">"
+    ifh = data[:4] + b"\x00\x00\x00\x00"
+    first = struct.unpack_from(end + "I", data, 4)[0]
+    count = struct.unpack_from(end + "H", data, first)[0]
+    entries = {struct.unpack_from(end + "H", data, first + 2 + 12 * i)[0]: data[first + 2 + 12 * i:first + 14 + 12 * i]
+               for i in range(count)}
+    following = data[first + 2 + 12 * count:first + 6 + 12 * count]
+    out = bytearray(data)
+    if len(out) % 2:
+        out += b"\x00"
+    for tag, values in sub_ifds.items():
+        ifd = ImageFileDirectory_v2(ifh, group=tag)
+        for key, value in values.items():
+            ifd[key] = value
+        offset = len(out)
+        out += ifd.tobytes(offset)
+        if len(out) % 2:
+            out += b"\x00"
+        entries[tag] = struct.pack(end + "HHII", tag, 4, 1, offset)
+    new_first = len(out)
+    out += struct.pack(end + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + following
+    struct.pack_into(end + "I", out, 4, new_first)
+    return bytes(out)
+
+
+def _save(picture: Image.Image, options: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, **options)
+    return out.getvalue()
+
+
+def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    # Pillow infers the 16-bit modes from the dtype but refuses them when named
+    picture = Image.fromarray(pixels) if source.mode.startswith("I;16") else Image.fromarray(pixels, source.mode)
+    info = source.image.info
+    notes: list[str] = []
+    options: dict[str, Any] = {"format": "TIFF", "tiffinfo": _tags(source, picture.convert("RGB"), notes)}
+    if info.get("icc_profile"):
+        options["icc_profile"] = info["icc_profile"]
+    compression = info.get("compression") or "raw"
+    if compression in ("jpeg", "tiff_jpeg"):
+        options["quality"] = 90
+        notes.append("JPEG-compressed TIFF re-encoded at quality 90")
+    try:
+        data = _save(picture, {**options, "compression": compression})
+    except (OSError, ValueError, RuntimeError) as exc:
+        options.pop("quality", None)
+        data = _save(picture, {**options, "compression": _FALLBACK_COMPRESSION})
+        notes.append(f"written with {_FALLBACK_COMPRESSION} compression ({compression} failed: {exc})")
+    data = append_sub_ifds(data, _sub_ifds(source))
+    if source.image.mode != source.mode:
+        notes.append(f"written as {source.mode} (the input was {source.image.mode})")
+    bits = source.image.tag_v2.get(258, (8,))
+    if source.mode in ("RGB", "RGBA", "CMYK") and max(bits if isinstance(bits, tuple) else (bits,)) > 8:
+        notes.append(f"{max(bits)}-bit colour written as 8-bit (Pillow decodes it to 8 bits)")
+    if getattr(source.image, "n_frames", 1) > 1:
+        notes.append(f"pages after the first removed ({source.image.n_frames - 1})")
+    if 330 in source.image.tag_v2:
+        notes.append("SubIFDs (reduced-resolution previews) removed")
+    return Encoded(data, notes)
