@@ -31,6 +31,7 @@ class Settings:
     strength: float = 1.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     device: str = "auto"
+    precision: str = "auto"  # int8 models on the CPU, float on a GPU
     threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
 
 
@@ -55,7 +56,7 @@ class FileResult:
 class Blurrer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        options = OnnxRuntimeOptions(threads=settings.threads, device=settings.device)
+        options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
         self.detectors = load_detectors(list(settings.classes), options)
 
     def detect(self, rgb: np.ndarray) -> Detections:

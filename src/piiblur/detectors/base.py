@@ -35,6 +35,7 @@ class Detector(Protocol):
 class OnnxRuntimeOptions:
     threads: int = 0  # intra-op threads per session; 0 = onnxruntime's choice
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto | int8 | fp32; auto = int8 on the CPU, fp32 on a GPU
 
     def providers(self) -> list[str]:
         present = ort.get_available_providers()
@@ -47,11 +48,20 @@ class OnnxRuntimeOptions:
         return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present]
 
 
+    def model_file(self, stem: str) -> str:
+        """The shipped model for ``stem``: 8-bit weights on the CPU (about twice as fast), float on a GPU."""
+        precision = self.precision
+        if precision == "auto":
+            precision = "fp32" if self.providers()[0] == "CUDAExecutionProvider" else "int8"
+        return f"{stem}_int8.onnx" if precision == "int8" else f"{stem}.onnx"
+
+
 def model_path(filename: str) -> str:
     return str(resources.files("piiblur") / "models" / filename)
 
 
-def make_session(filename: str, options: OnnxRuntimeOptions) -> ort.InferenceSession:
+def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession:
+    filename = options.model_file(stem)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     threads = options.threads or int(os.environ.get("PIIBLUR_THREADS", "0"))

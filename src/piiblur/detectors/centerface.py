@@ -22,7 +22,7 @@ class CenterFace:
     default_threshold: ClassVar[float] = 0.3
 
     def __init__(self, options: OnnxRuntimeOptions) -> None:
-        self.session = make_session("centerface.onnx", options)
+        self.session = make_session("centerface", options)
         self.input_name = self.session.get_inputs()[0].name
 
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:

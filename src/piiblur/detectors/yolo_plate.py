@@ -22,7 +22,7 @@ class YoloPlate:
     default_threshold: ClassVar[float] = 0.25
 
     def __init__(self, options: OnnxRuntimeOptions) -> None:
-        self.session = make_session("plate_yolov8n.onnx", options)
+        self.session = make_session("plate_yolov8n", options)
         self.input_name = self.session.get_inputs()[0].name
 
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:

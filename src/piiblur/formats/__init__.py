@@ -107,7 +107,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
         orientation = 1
     mode = image.mode
     if mode not in _NATIVE_MODES:  # palette, bilevel, YCbCr, LAB ...: work in RGB(A)
-        mode = "RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB"
+        has_alpha = image.mode in ("PA", "RGBa", "La") or "transparency" in image.info
+        mode = "RGBA" if has_alpha else "RGB"
         work = image.convert(mode)
     else:
         work = image
@@ -145,5 +146,6 @@ def encode_image(source: SourceImage, pixels: np.ndarray) -> Encoded:
 def _encode_with_pillow(source: SourceImage, pixels: np.ndarray) -> Encoded:
     out = io.BytesIO()
     params = {k: v for k, v in source.image.info.items() if k in ("icc_profile", "exif", "dpi", "xmp")}
-    Image.fromarray(pixels, source.mode).save(out, format=source.format, **params)
+    image = Image.fromarray(pixels) if pixels.dtype != np.uint8 else Image.fromarray(pixels, source.mode)
+    image.save(out, format=source.format, **params)
     return Encoded(out.getvalue(), [f"written by Pillow's generic {source.format} writer"])

@@ -1,11 +1,12 @@
-"""Patching the thumbnail inside an EXIF (TIFF) block without moving anything else.
+"""Redrawing the thumbnail and previews inside EXIF (and other metadata) blocks, moving nothing else.
 
 The EXIF thumbnail is a small JPEG in IFD1, located by JPEGInterchangeFormat (0x0201, offset from the
 TIFF header) and JPEGInterchangeFormatLength (0x0202). Here it is replaced in place: the new thumbnail
 is written at the same offset, the rest of the old range is zeroed and only the length value changes,
 so every other offset (maker notes included) stays valid and every other byte stays the same.
 Preview JPEGs that cameras hide elsewhere in the block (Nikon and Casio maker notes, for example)
-are unblurred copies too: ``replace_previews`` redraws them in place the same way.
+are unblurred copies too: ``replace_previews`` redraws them in place the same way. ``scrub_exif`` does
+both, drawing from the blurred picture with ``thumb_maker``.
 """
 
 from __future__ import annotations

@@ -155,8 +155,13 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     old_segments, _ = header_segments(source.data)
     had_mpf = False
     rgb = picture.convert("RGB")
+    # FlashPix (FPXR) segments can carry a preview split over several segments: it cannot be redrawn, so drop
+    fpxr = [seg for marker, seg in old_segments if marker == 0xE2 and _payload(seg).startswith(b"FPXR")]
+    drop_fpxr = any(b"\xff\xd8\xff" in seg for seg in fpxr)
+    if drop_fpxr:
+        notes.append("FlashPix (FPXR) segments holding a preview image removed")
     for marker, segment in old_segments:
-        if not _is_app_or_com(marker):
+        if not _is_app_or_com(marker) or (drop_fpxr and segment in fpxr):
             continue
         if marker == 0xE2 and _payload(segment).startswith(b"MPF\x00"):
             had_mpf = True

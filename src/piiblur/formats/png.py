@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,20 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return found
 
 
+def holds_jpeg(kind: bytes, data: bytes) -> bool:
+    """True for an ImageMagick "Raw profile type ..." text chunk (hex-encoded EXIF, IPTC, ...) that embeds
+    a JPEG, such as an EXIF thumbnail. Such a chunk is dropped, as the thumbnail cannot be redrawn in it."""
+    keyword, _, rest = data.partition(b"\x00")
+    if kind not in (b"tEXt", b"zTXt") or not keyword.startswith(b"Raw profile type"):
+        return False
+    try:
+        text = zlib.decompress(rest[1:]) if kind == b"zTXt" else rest
+        blob = bytes.fromhex("".join(text.decode("latin-1").split()[2:]))
+    except (zlib.error, ValueError):
+        return False
+    return b"\xff\xd8\xff" in blob
+
+
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     # Pillow infers the 16-bit modes from the dtype but refuses them when named
     picture = Image.fromarray(pixels) if source.mode.startswith("I;16") else Image.fromarray(pixels, source.mode)
@@ -54,7 +69,10 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     pnginfo = PngImagePlugin.PngInfo()
     dropped: list[str] = []
     for kind, data in original:
-        if kind in _COPIED or (kind in _SAME_MODE_ONLY and same_mode):
+        if holds_jpeg(kind, data):
+            keyword = data.partition(b"\x00")[0].decode("latin-1")
+            notes.append(f"{keyword} text chunk removed: it holds a thumbnail")
+        elif kind in _COPIED or (kind in _SAME_MODE_ONLY and same_mode):
             pnginfo.add(kind, data)
         elif kind not in _HANDLED and kind not in _ANIMATION and kind.decode("latin-1") not in dropped:
             dropped.append(kind.decode("latin-1"))

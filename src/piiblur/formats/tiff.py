@@ -58,9 +58,9 @@ def _sub_ifds(source: SourceImage) -> dict[int, dict[int, Any]]:
 
 def append_sub_ifds(data: bytes, sub_ifds: dict[int, dict[int, Any]]) -> bytes:
     """Add sub-IFDs (EXIF, GPS) to a classic TIFF: IFD0 is rewritten at the end with pointers to them."""
-    if not sub_ifds:
-        return data
     end = "<" if data[:2] == b"II" else ">"
+    if not sub_ifds or struct.unpack_from(end + "H", data, 2)[0] != 42:  # nothing to add, or BigTIFF
+        return data
     ifh = data[:4] + b"\x00\x00\x00\x00"
     first = struct.unpack_from(end + "I", data, 4)[0]
     count = struct.unpack_from(end + "H", data, first)[0]
