@@ -137,7 +137,9 @@ def _result_line(result: FileResult, verbose: bool) -> str | None:
         return f"error: {result.source}: {result.reason}"
     if verbose:
         found = f"{result.count('face')} faces, {result.count('plate')} plates"
-        return f"{result.status}: {result.source} ({found})" if result.status != "skipped" else f"skipped: {result.source}"
+        if result.status == "skipped":
+            return f"skipped: {result.source}"
+        return f"{result.status}: {result.source} ({found})"
     return None
 
 

@@ -106,7 +106,7 @@ def _score_image(result: Evaluation, name: str, boxes: list[dict[str, Any]], fou
         result.detections[cls] = result.detections.get(cls, 0) + len(dets)
         mask = protected(dets, shape, strength)
         for box in truth:
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
             window = mask[max(y1, 0) : max(y2, y1 + 1), max(x1, 0) : max(x2, x1 + 1)]
             coverage = float(window.mean()) if window.size else 0.0
             key = (cls, size_bin(box[3] - box[1]))

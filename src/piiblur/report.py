@@ -13,7 +13,9 @@ from piiblur.runner import BatchResult
 from piiblur.storage import write_atomic
 
 
-def as_json(batch: BatchResult, settings: Settings, input_path: Path, output_dir: Path, dry_run: bool) -> dict[str, Any]:
+def as_json(
+    batch: BatchResult, settings: Settings, input_path: Path, output_dir: Path, dry_run: bool
+) -> dict[str, Any]:
     return {
         "tool": "pii-blur",
         "version": __version__,
