@@ -69,6 +69,7 @@ def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_cpu_mem_arena = False  # give tile activations back after each run: bounded memory per worker
     return ort.InferenceSession(model_path(filename), so, providers=options.providers())
 
 
