@@ -33,7 +33,8 @@ def main() -> int:
         return 0
     blurrer = Blurrer(Settings(precision=args.precision))
     bins = [name for name, _, _ in SIZE_BINS]
-    header = f"{'set':<20} {'class':<6} " + " ".join(f"{b:>13}" for b in [*bins, "all"]) + f" {'false/img':>9} {'s/img':>6}"
+    columns = " ".join(f"{b:>13}" for b in [*bins, "all"])
+    header = f"{'set':<20} {'class':<6} {columns} {'false/img':>9} {'s/img':>6}"
     print(header)
     print("-" * len(header))
     everything = {}

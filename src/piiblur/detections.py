@@ -1,7 +1,9 @@
 """The one value type every stage shares: a set of detected boxes.
 
 ``Detections`` holds N boxes as parallel arrays (``xyxy``, ``scores``,
-``class_ids``), in pixels of whatever image produced them. Detectors return
+``class_ids``), in pixels of whatever image produced them. Detections on a
+panorama also carry each object's outline in panorama pixels (a box seen in a
+view of the sphere becomes a curved shape) and its place on the sphere. Detectors return
 it, views move it between coordinate frames, the merger de-duplicates it, the
 blur draws it and the report prints it.
 """
@@ -29,6 +31,10 @@ class Detections:
     xyxy: np.ndarray  # (N, 4) float32: x1, y1, x2, y2
     scores: np.ndarray  # (N,) float32 in [0, 1]
     class_ids: np.ndarray  # (N,) int32, indexes CLASSES
+    # panoramas only: (N, 4) yaw, pitch, angular width, angular height in degrees
+    places: np.ndarray | None = None
+    # panoramas only: N closed polygons (K, 2) in panorama pixels; x may run past the seam
+    outlines: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "xyxy", np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4))
@@ -36,6 +42,10 @@ class Detections:
         object.__setattr__(self, "class_ids", np.asarray(self.class_ids, dtype=np.int32).reshape(-1))
         if not len(self.xyxy) == len(self.scores) == len(self.class_ids):
             raise ValueError("xyxy, scores and class_ids must have the same length")
+        if self.places is not None:
+            object.__setattr__(self, "places", np.asarray(self.places, dtype=np.float32).reshape(-1, 4))
+            if self.outlines is None or not len(self.places) == len(self.outlines) == len(self.scores):
+                raise ValueError("places and outlines go together, one per detection")
 
     # construction -----------------------------------------------------------
     @classmethod
@@ -52,10 +62,13 @@ class Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
+        on_sphere = all(p.places is not None for p in parts)
         return cls(
             np.concatenate([p.xyxy for p in parts]),
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.class_ids for p in parts]),
+            np.concatenate([p.places for p in parts]) if on_sphere else None,  # type: ignore[misc]
+            tuple(o for p in parts for o in p.outlines) if on_sphere else None,  # type: ignore[union-attr]
         )
 
     # access -----------------------------------------------------------------
@@ -63,7 +76,11 @@ class Detections:
         return len(self.scores)
 
     def __getitem__(self, index: np.ndarray | slice | Sequence[int]) -> Detections:
-        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])
+        if self.places is None or self.outlines is None:
+            return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])
+        picked = np.arange(len(self))[index]
+        return Detections(self.xyxy[picked], self.scores[picked], self.class_ids[picked], self.places[picked],
+                          tuple(self.outlines[i] for i in picked))
 
     @property
     def widths(self) -> np.ndarray:
@@ -89,6 +106,9 @@ class Detections:
 
     def shifted(self, dx: float, dy: float) -> Detections:
         return Detections(self.xyxy + np.array([dx, dy, dx, dy], np.float32), self.scores, self.class_ids)
+
+    def with_boxes(self, xyxy: np.ndarray) -> Detections:
+        return Detections(xyxy, self.scores, self.class_ids, self.places, self.outlines)
 
     def clipped(self, width: int, height: int) -> Detections:
         xyxy = self.xyxy.copy()
@@ -120,7 +140,7 @@ class Detections:
 
     # output -----------------------------------------------------------------
     def to_records(self, ndigits: int = 1) -> list[dict[str, object]]:
-        return [
+        records: list[dict[str, object]] = [
             {
                 "class": CLASSES[c],
                 "score": round(float(s), 3),
@@ -128,6 +148,11 @@ class Detections:
             }
             for box, s, c in zip(self.xyxy, self.scores, self.class_ids, strict=True)
         ]
+        if self.places is not None:
+            for record, (yaw, pitch, width, height) in zip(records, self.places, strict=True):
+                record["sphere"] = {"yaw": round(float(yaw), 2), "pitch": round(float(pitch), 2),
+                                    "width_deg": round(float(width), 2), "height_deg": round(float(height), 2)}
+        return records
 
 
 def _nms(xyxy: np.ndarray, scores: np.ndarray, iou: float, containment: float) -> np.ndarray:

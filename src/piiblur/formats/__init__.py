@@ -18,8 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
+
+try:  # HEIC/HEIF through libheif; without pillow-heif such files fail as unrecognised
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a dependency
+    pass
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif",
@@ -52,6 +60,8 @@ class SourceImage:
 
     def upright_rgb(self) -> np.ndarray:
         """The picture as a person sees it: EXIF orientation applied, 8-bit RGB."""
+        if self.orientation == 1 and self.mode == "RGB" and self.pixels.dtype == np.uint8:
+            return self.pixels  # already upright RGB: no second full-size copy
         return np.asarray(_to_rgb8(self.image).transpose(_TRANSPOSE[self.orientation]) if self.orientation != 1
                           else _to_rgb8(self.image))
 
@@ -106,6 +116,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
     if orientation not in _TRANSPOSE:
         orientation = 1
     mode = image.mode
+    deep = _deep_colour(fmt, image, data)
+    if deep is not None:  # 16-bit RGB(A): Pillow gives 8 bits, OpenCV keeps all 16
+        return SourceImage(Path(path), data, fmt, image, deep, mode, orientation)
     if mode not in _NATIVE_MODES:  # palette, bilevel, YCbCr, LAB ...: work in RGB(A)
         has_alpha = image.mode in ("PA", "RGBa", "La") or "transparency" in image.info
         mode = "RGBA" if has_alpha else "RGB"
@@ -113,6 +126,44 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
     else:
         work = image
     return SourceImage(Path(path), data, fmt, image, np.asarray(work).copy(), mode, orientation)
+
+
+def is_deep_colour(fmt: str, image: Image.Image) -> bool:
+    """True for a 16-bit-per-sample RGB(A) PNG or TIFF, which Pillow decodes to 8 bits."""
+    if image.mode not in ("RGB", "RGBA"):
+        return False
+    if fmt == "PNG":
+        return image.info.get("bit_depth", 8) == 16 or getattr(image, "_bit_depth", 8) == 16
+    if fmt == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) == 16
+    return False
+
+
+def _deep_colour(fmt: str, image: Image.Image, data: bytes) -> np.ndarray | None:
+    if fmt == "PNG":
+        deep = len(data) > 25 and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 6)
+    else:
+        deep = is_deep_colour(fmt, image)
+    if not deep:
+        return None
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[:2] != image.size[::-1]:
+        return None  # OpenCV cannot: keep Pillow's 8 bits (the writer says so)
+    if decoded.shape[2] == 4 and image.mode == "RGBA":
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    elif decoded.shape[2] == 3 and image.mode == "RGB":
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    else:
+        return None
+    # the same picture as Pillow's 8 bits (no orientation or channel order applied by one and not the other)
+    eight = np.asarray(image).astype(np.int32)
+    high = (decoded >> 8).astype(np.int32)
+    if fmt == "TIFF" and image.tag_v2.get(338) == (1,):  # associated alpha: OpenCV keeps it premultiplied
+        eight, high = eight[..., 3], high[..., 3]
+    if np.abs(high - eight).max(initial=0) > 1:
+        return None
+    return decoded
 
 
 def _load_plugins() -> dict[str, Encoder]:

@@ -1,16 +1,29 @@
-"""JPEG (and MPO) writer: the input's quantisation, the input's metadata segments byte for byte.
+"""JPEG (and MPO) writer: no generation loss, the input's metadata segments byte for byte.
 
-The pixels are encoded by Pillow with the input's own quantisation tables, chroma subsampling,
-progressive mode and restart interval. Then every APPn and COM segment of the original header is put
-back in its original order in place of those the encoder wrote (the encoder's Adobe APP14 wins, since
-it describes the colour transform actually used). The EXIF thumbnail is redrawn from the blurred
-pixels in place; the MPO index (MPF) and anything after the first image are dropped.
+Lossless path (``transplant``): the input's DCT coefficients are read with jpeglib (libjpeg); the blocks
+of every MCU that holds a changed pixel (``pixels`` against ``source.pixels``) are replaced by those of
+the blurred picture, encoded by Pillow at the input's quantisation tables and sampling (requantised
+to the input's own table for each component when the encoder assigned tables differently), and the
+coefficients are written back with optimised Huffman tables. Every other coefficient stays exactly as
+it was. jpeglib writes baseline (sequential) JPEG without restart markers, so a progressive input comes
+back baseline and a restart interval is dropped; the notes say so. CMYK/YCCK (jpeglib cannot write a
+fourth component) and unusual samplings fall back to re-encoding the whole picture with Pillow at the
+input's tables, sampling, progressive mode and restart interval.
+
+Then every APPn and COM segment of the original header is put back in its original order in place of
+those the encoder wrote (the encoder's Adobe APP14 wins, since it describes the colour transform
+actually used). The EXIF thumbnail, Photoshop and maker-note previews are redrawn from the blurred
+pixels in place; images embedded in XMP (GImage, GDepth, XMP thumbnails) are removed, the extended XMP
+re-split with a new GUID; MPO secondary frames (with the MPF index) and anything after the first
+image are removed.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +31,7 @@ from PIL import Image, JpegImagePlugin
 
 from . import Encoded, SourceImage
 from ._exif import EXIF_HEADER, redraw_previews, scrub_exif
+from ._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, assemble, extended_guid, split, strip_images, with_guid
 
 FORMATS = ("JPEG", "MPO")
 
@@ -141,18 +155,146 @@ def _encoder_options(source: SourceImage) -> tuple[dict[str, Any], str]:
     return options, ", ".join(described)
 
 
-def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
-    picture = Image.fromarray(pixels, source.mode)
+class NotTransplantable(Exception):
+    """The lossless path cannot handle this file; the message says why."""
+
+
+def changed_mcus(source: SourceImage, pixels: np.ndarray, mcu: tuple[int, int]) -> np.ndarray:
+    """Boolean (MCU rows, MCU columns): the MCUs (``mcu`` = (height, width) in pixels) with a changed pixel."""
+    changed = pixels != source.pixels
+    if changed.ndim == 3:
+        changed = changed.any(axis=2)
+    height, width = changed.shape
+    rows, cols = -(-height // mcu[0]), -(-width // mcu[1])
+    padded = np.zeros((rows * mcu[0], cols * mcu[1]), bool)
+    padded[:height, :width] = changed
+    return padded.reshape(rows, mcu[0], cols, mcu[1]).any(axis=(1, 3))
+
+
+def _components(jpeg: Any) -> list[np.ndarray]:
+    return [c for c in (jpeg.Y, jpeg.Cb, jpeg.Cr, jpeg.K) if c is not None]
+
+
+def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]:
+    """The input's coefficients with the changed MCUs replaced: a baseline JPEG stream, and notes."""
+    import jpeglib  # imported here: loading libjpeg costs time that other formats need not pay
+
+    if source.mode not in ("RGB", "L"):
+        raise NotTransplantable(f"{source.mode} JPEG: jpeglib cannot write a fourth (K) component")
+    _, description = _encoder_options(source)
+    description = ", ".join(part for part in description.split(", ")
+                            if part != "progressive" and not part.startswith("restart"))
+    with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
+        original_path, blurred_path, out_path = (Path(tmp) / n for n in ("in.jpg", "blurred.jpg", "out.jpg"))
+        original_path.write_bytes(source.data)
+        try:
+            original = jpeglib.read_dct(str(original_path))
+            original.load()
+            # the blurred picture through the same libjpeg, at the input's tables, table assignment and sampling
+            spatial = jpeglib.from_spatial(np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[..., None]))
+            spatial.samp_factor = original.samp_factor
+            spatial.write_spatial(str(blurred_path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
+            blurred = jpeglib.read_dct(str(blurred_path))
+            blurred.load()
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot read the coefficients ({exc})") from exc
+        old, new = _components(original), _components(blurred)
+        if (original.height, original.width) != source.pixels.shape[:2] or len(old) != len(new) or any(
+                a.shape != b.shape for a, b in zip(old, new, strict=True)):
+            raise NotTransplantable("the encoder's block layout differs from the input's")
+        factors = np.asarray(original.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
+        if len(old) == 1:  # a single-component scan is not interleaved: one block per MCU
+            factors = np.ones((1, 2), int)
+        v_max, h_max = int(factors[:, 0].max()), int(factors[:, 1].max())
+        mcus = changed_mcus(source, pixels, (8 * v_max, 8 * h_max))
+        for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
+            v, h = int(factors[index, 0]), int(factors[index, 1])
+            blocks = np.repeat(np.repeat(mcus, v, axis=0), h, axis=1)[: mine.shape[0], : mine.shape[1]]
+            own_table = original.get_component_qt(index).astype(np.float64)
+            their_table = blurred.get_component_qt(index).astype(np.float64)
+            replacement = theirs[blocks]
+            if not np.array_equal(own_table, their_table):
+                replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
+            mine[blocks] = replacement.astype(mine.dtype)
+        original.markers = []  # the metadata is spliced back byte for byte afterwards
+        try:
+            original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
+        data = out_path.read_bytes()
+    share = 100.0 * mcus.sum() / mcus.size
+    notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
+             f"every other DCT coefficient kept exactly"]
+    if original.progressive_mode:
+        notes.append("progressive input written as baseline (jpeglib writes sequential JPEG only)")
+    if _restart_interval(source.data):
+        notes.append("restart interval dropped (jpeglib does not write restart markers)")
+    return data, notes
+
+
+def _restart_interval(data: bytes) -> int:
+    for marker, segment in header_segments(data)[0]:
+        if marker == _DRI and len(segment) >= 6:
+            return int(struct.unpack_from(">H", segment, 4)[0])
+    return 0
+
+
+def reencode(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]:
+    """The whole picture encoded by Pillow at the input's tables, sampling, progressive mode and restarts."""
     options, description = _encoder_options(source)
     out = io.BytesIO()
-    picture.save(out, **options)
-    fresh = out.getvalue()
-    notes = [description]
+    Image.fromarray(pixels, source.mode).save(out, **options)
+    return out.getvalue(), [description]
+
+
+def _strip_xmp_images(old_segments: list[tuple[int, bytes]], notes: list[str]) -> list[tuple[int, bytes]]:
+    """Remove images embedded in the main and extended XMP; the rest of both stays byte for byte."""
+    extended = [seg for marker, seg in old_segments if marker == 0xE1 and _payload(seg).startswith(EXTENDED_SIGNATURE)]
+    packets = assemble([_payload(seg) for seg in extended])
+    replaced: dict[str, list[bytes]] = {}
+    new_guids: dict[str, str] = {}
+    for guid, packet in packets.items():
+        stripped, removed = strip_images(packet)
+        if removed:
+            notes.append(f"image(s) embedded in the extended XMP removed: {', '.join(removed)}")
+            new_guids[guid], payloads = split(stripped)
+            replaced[guid] = [_with_payload(0xE1, p) for p in payloads]
+    result: list[tuple[int, bytes]] = []
+    for marker, seg in old_segments:
+        payload = _payload(seg)
+        if marker == 0xE1 and payload.startswith(XMP_SIGNATURE):
+            body, removed = strip_images(payload[len(XMP_SIGNATURE):])
+            if removed:
+                notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
+            guid = extended_guid(body)
+            if guid in new_guids:
+                body = with_guid(body, new_guids[guid])
+            if removed or guid in new_guids:
+                seg = _with_payload(marker, XMP_SIGNATURE + body)
+        elif marker == 0xE1 and payload.startswith(EXTENDED_SIGNATURE):
+            guid = payload[len(EXTENDED_SIGNATURE):len(EXTENDED_SIGNATURE) + 32].decode("latin-1").upper()
+            if guid in replaced:
+                for new_seg in replaced.pop(guid):  # all new segments in place of the first old one
+                    result.append((marker, new_seg))
+                continue
+            if guid in new_guids:
+                continue
+        result.append((marker, seg))
+    return result
+
+
+def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    picture = Image.fromarray(pixels, source.mode)
+    try:
+        fresh, notes = transplant(source, pixels)
+    except NotTransplantable as why:
+        fresh, notes = reencode(source, pixels)
+        notes.append(f"whole picture re-encoded: {why}")
 
     new_segments, new_sos = header_segments(fresh)
     encoder_adobe = [seg for marker, seg in new_segments if _is_adobe(marker, seg)]
     kept: list[bytes] = []
-    old_segments, _ = header_segments(source.data)
+    old_segments = _strip_xmp_images(header_segments(source.data)[0], notes)
     had_mpf = False
     rgb = picture.convert("RGB")
     # FlashPix (FPXR) segments can carry a preview split over several segments: it cannot be redrawn, so drop
@@ -187,7 +329,9 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     data = b"\xff\xd8" + b"".join(kept) + b"".join(others) + fresh[new_sos:]
 
     if had_mpf:
-        notes.append("MPF secondary images removed")
+        frames = getattr(source.image, "n_frames", 1)
+        notes.append(f"MPO: {max(frames - 1, 1)} secondary frame(s) and the MPF index removed, not blurred "
+                     f"(a second viewpoint or preview need not show the faces where the first frame does)")
     else:
         tail = source.data[image_end(source.data):]
         if tail.strip(b"\x00"):

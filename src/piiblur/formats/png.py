@@ -1,8 +1,11 @@
-"""PNG writer: Pillow, the same mode, the input's ancillary chunks carried over.
+"""PNG writer: the same colour type and bit depth, the input's ancillary chunks carried over.
 
-Text (tEXt, zTXt, iTXt, XMP included), tIME, gAMA, cHRM, sRGB and cICP chunks are copied byte for byte;
-the ICC profile, eXIf (its thumbnail redrawn), pixel density and transparency go through Pillow's own
-options. Palette and bilevel inputs come back as RGB(A) since the blur makes new colours.
+8-bit images are written by Pillow: text (tEXt, zTXt, iTXt, XMP included), tIME, gAMA, cHRM, sRGB and
+cICP chunks are copied byte for byte; the ICC profile, eXIf (its thumbnail redrawn), pixel density and
+transparency go through Pillow's own options. Palette inputs stay palette images with the same palette:
+unchanged pixels keep their index, blurred ones take the nearest palette colour. 16-bit RGB(A) pixels
+(read by OpenCV) are written by OpenCV and every ancillary chunk is then inserted byte for byte. Images
+embedded in the XMP (base64) are removed; a text chunk holding a thumbnail (ImageMagick raw profile) too.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import struct
 import zlib
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, PngImagePlugin
 
 from . import Encoded, SourceImage
 from ._exif import scrub_exif
+from ._xmp import strip_images
 
 FORMATS = ("PNG",)
 
@@ -56,15 +61,93 @@ def holds_jpeg(kind: bytes, data: bytes) -> bool:
     return b"\xff\xd8\xff" in blob
 
 
+def make_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _xmp_chunk(kind: bytes, data: bytes, notes: list[str]) -> bytes:
+    """An iTXt XMP chunk without embedded images (unchanged when it holds none)."""
+    if kind != b"iTXt" or not data.startswith(b"XML:com.adobe.xmp\x00\x00"):
+        return data
+    head = data.index(b"\x00", data.index(b"\x00", len(b"XML:com.adobe.xmp\x00\x00")) + 1) + 1
+    stripped, removed = strip_images(data[head:])
+    if removed:
+        notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
+    return data[:head] + stripped
+
+
+def _encode_deep(source: SourceImage, pixels: np.ndarray, original: list[tuple[bytes, bytes]]) -> Encoded:
+    """16-bit RGB(A): OpenCV writes the pixels, then every ancillary chunk of the input goes back in."""
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError("OpenCV could not encode the 16-bit PNG")
+    written = chunks(encoded.tobytes())
+    notes: list[str] = ["16-bit colour kept (written by OpenCV, every ancillary chunk carried over)"]
+    before, after = [], []
+    seen_idat = False
+    for kind, data in original:
+        if kind == b"IDAT":
+            seen_idat = True
+        if kind in (b"IHDR", b"IDAT", b"IEND", b"PLTE") or kind in _ANIMATION:
+            continue
+        if holds_jpeg(kind, data):
+            keyword = data.partition(b"\x00")[0].decode("latin-1")
+            notes.append(f"{keyword} text chunk removed: it holds a thumbnail")
+            continue
+        if kind == b"eXIf":
+            data, exif_notes = scrub_exif(data, Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB"))
+            notes.extend(exif_notes)
+        data = _xmp_chunk(kind, data, notes)
+        (after if seen_idat else before).append(make_chunk(kind, data))
+    body = b"".join(make_chunk(kind, data) for kind, data in written if kind not in (b"IHDR", b"IEND"))
+    return Encoded(_SIGNATURE + make_chunk(b"IHDR", dict(written)[b"IHDR"]) + b"".join(before) + body
+                   + b"".join(after) + make_chunk(b"IEND", b""), notes)
+
+
+def _to_palette(source: SourceImage, pixels: np.ndarray) -> Image.Image | None:
+    """The blurred picture back on the input's palette: unchanged pixels keep their index."""
+    image = source.image
+    if image.mode != "P" or pixels.dtype != np.uint8:
+        return None
+    indices = np.asarray(image).copy()
+    palette = np.asarray(image.getpalette("RGB") or [], np.int32).reshape(-1, 3)
+    if pixels.shape[2] == 4:  # alpha per entry from tRNS (bytes), a single transparent index, or opaque
+        alpha = np.full(len(palette), 255, np.int32)
+        transparency = image.info.get("transparency")
+        if isinstance(transparency, bytes):
+            alpha[: len(transparency)] = np.frombuffer(transparency, np.uint8)[: len(alpha)]
+        elif isinstance(transparency, int) and transparency < len(alpha):
+            alpha[transparency] = 0
+        palette = np.column_stack([palette, alpha])
+    changed = (pixels != source.pixels).any(axis=2)
+    if changed.any():
+        wanted = pixels[changed].astype(np.int32)
+        nearest = np.empty(len(wanted), np.uint8)
+        for start in range(0, len(wanted), 4096):  # nearest palette entry, in slices to bound memory
+            part = wanted[start:start + 4096]
+            nearest[start:start + 4096] = ((part[:, None, :] - palette[None]) ** 2).sum(axis=2).argmin(axis=1)
+        indices[changed] = nearest
+    out = Image.fromarray(indices, "P")
+    out.putpalette(image.getpalette() or [])
+    return out
+
+
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    original = chunks(source.data)
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        return _encode_deep(source, pixels, original)
     # Pillow infers the 16-bit modes from the dtype but refuses them when named
     picture = Image.fromarray(pixels) if source.mode.startswith("I;16") else Image.fromarray(pixels, source.mode)
     info = source.image.info
-    original = chunks(source.data)
     header = dict(original).get(b"IHDR", b"")
     deep_colour = len(header) >= 10 and header[8] == 16 and header[9] in (2, 6)
-    same_mode = source.image.mode == source.mode and not deep_colour
+    paletted = _to_palette(source, pixels)
+    same_mode = (source.image.mode == source.mode or paletted is not None) and not deep_colour
     notes: list[str] = []
+    rgb = picture.convert("RGB")
+    if paletted is not None:
+        picture = paletted
 
     pnginfo = PngImagePlugin.PngInfo()
     dropped: list[str] = []
@@ -73,7 +156,7 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
             keyword = data.partition(b"\x00")[0].decode("latin-1")
             notes.append(f"{keyword} text chunk removed: it holds a thumbnail")
         elif kind in _COPIED or (kind in _SAME_MODE_ONLY and same_mode):
-            pnginfo.add(kind, data)
+            pnginfo.add(kind, _xmp_chunk(kind, data, notes))
         elif kind not in _HANDLED and kind not in _ANIMATION and kind.decode("latin-1") not in dropped:
             dropped.append(kind.decode("latin-1"))
     options: dict[str, Any] = {"format": "PNG", "pnginfo": pnginfo}
@@ -81,15 +164,17 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
         options["icc_profile"] = info["icc_profile"]
     if info.get("dpi"):
         options["dpi"] = info["dpi"]
-    if "transparency" in info and same_mode and source.mode != "RGBA":
+    if "transparency" in info and same_mode and (source.mode != "RGBA" or paletted is not None):
         options["transparency"] = info["transparency"]
     if info.get("exif"):
-        options["exif"], exif_notes = scrub_exif(info["exif"], picture.convert("RGB"))
+        options["exif"], exif_notes = scrub_exif(info["exif"], rgb)
         notes.extend(exif_notes)
 
     out = io.BytesIO()
     picture.save(out, **options)
-    if source.image.mode != source.mode:
+    if paletted is not None:
+        notes.append("palette kept: blurred pixels take the nearest palette colour")
+    elif source.image.mode != source.mode:
         notes.append(f"written as {source.mode} (the input was {source.image.mode})")
     if deep_colour:
         notes.append("16-bit colour written as 8-bit (Pillow decodes 16-bit RGB(A) PNG to 8 bits)")

@@ -3,13 +3,15 @@
 Descriptive IFD0 tags are carried over (XMP, IPTC, Photoshop, resolution, orientation, ...); the ones that
 describe the old layout (strips, tiles, bit depth, predictor, sub-IFDs ...) are left to the writer. Pillow's
 libtiff path cannot write the EXIF and GPS sub-IFDs, so they are appended afterwards: the new file's IFD0
-is copied to the end with the two pointer entries added, nothing else moving.
+is copied to the end with the two pointer entries added, nothing else moving. 16-bit RGB(A) pixels (read
+by OpenCV, as Pillow cannot) are written here as one Deflate (or uncompressed) strip with the same tags.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,12 @@ from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from . import Encoded, SourceImage
 from ._exif import redraw_previews
+from ._xmp import strip_images
 
 FORMATS = ("TIFF",)
 
 EXIF_IFD, GPS_IFD, INTEROP_IFD, PHOTOSHOP, ICC = 0x8769, 0x8825, 0xA005, 34377, 34675
+ORIENTATION, XMP = 274, 700
 _LAYOUT_TAGS = {
     256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339,
     347, 513, 514, 530, 531, 532, EXIF_IFD, GPS_IFD, INTEROP_IFD, ICC,
@@ -32,6 +36,13 @@ _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageFileDirectory_v2:
     original = source.image.tag_v2
     tags = ImageFileDirectory_v2()
+    with Image.open(io.BytesIO(source.data)) as unloaded:  # tags as in the file, before decoding
+        stored = unloaded.tag_v2.get(ORIENTATION)
+    if ORIENTATION not in original and stored is not None:
+        # Pillow turns such TIFFs upright while loading and drops the tag: the pixels written are upright
+        if stored != 1:
+            notes.append(f"orientation {stored} applied to the pixels by the decoder; written upright")
+        tags[ORIENTATION] = 1
     for tag in original:
         if tag in _LAYOUT_TAGS:
             continue
@@ -39,6 +50,10 @@ def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageF
         if tag == PHOTOSHOP and isinstance(value, bytes):
             value, redrawn = redraw_previews(value, picture)
             notes.extend(redrawn)
+        if tag == XMP and isinstance(value, bytes):
+            value, removed = strip_images(value)
+            if removed:
+                notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
         tags[tag] = value
         if tag in original.tagtype:
             tags.tagtype[tag] = original.tagtype[tag]
@@ -91,7 +106,40 @@ def _save(picture: Image.Image, options: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+def _encode_deep(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    """16-bit RGB(A) as a little-endian baseline TIFF: one strip, Deflate unless the input was uncompressed."""
+    notes = ["16-bit colour kept"]
+    preview = Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB")
+    tags = _tags(source, preview, notes)
+    height, width, samples = pixels.shape
+    raw = np.ascontiguousarray(pixels.astype("<u2")).tobytes()
+    compressed = (source.image.info.get("compression") or "raw") != "raw"
+    strip = zlib.compress(raw, 6) if compressed else raw
+    if compressed and source.image.info.get("compression") not in ("tiff_adobe_deflate", "tiff_deflate"):
+        notes.append(f"written with Deflate compression (the input used {source.image.info.get('compression')})")
+    head = b"II*\x00" + struct.pack("<I", 8)
+    tags[256], tags[257] = width, height
+    tags[258] = (16,) * samples
+    tags[259] = 8 if compressed else 1
+    tags[262] = 2
+    tags[273] = 0  # Pillow's IFD writer adds the end of the IFD and its data: the strip follows them
+    tags[277] = samples
+    tags[278] = height
+    tags[279] = len(strip)
+    tags[284] = 1
+    tags.tagtype[273] = tags.tagtype[279] = 4  # LONG offsets and counts
+    if samples == 4:
+        tags[338] = source.image.tag_v2.get(338, (2,))
+    if source.image.info.get("icc_profile"):
+        tags[ICC] = source.image.info["icc_profile"]
+        tags.tagtype[ICC] = 7
+    data = head + tags.tobytes(8) + strip
+    return Encoded(append_sub_ifds(data, _sub_ifds(source)), notes)
+
+
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        return _encode_deep(source, pixels)
     # Pillow infers the 16-bit modes from the dtype but refuses them when named
     picture = Image.fromarray(pixels) if source.mode.startswith("I;16") else Image.fromarray(pixels, source.mode)
     info = source.image.info

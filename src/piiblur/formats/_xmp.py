@@ -1,0 +1,86 @@
+"""Images hidden in XMP: base64 JPEG/PNG/TIFF data (GImage:Data, GDepth:Data, xmpGImg:image thumbnails, ...).
+
+They are copies of (part of) the picture and are not blurred here, so they are removed; the property holding
+one is dropped, everything else in the packet stays byte for byte. ``strip_images`` works on one XMP packet;
+``ExtendedXmp`` reassembles, strips and re-splits the extended XMP that JPEG spreads over several APP1
+segments (it is referenced by an MD5 GUID from the main packet, which is updated to match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+
+XMP_SIGNATURE = b"http://ns.adobe.com/xap/1.0/\x00"
+EXTENDED_SIGNATURE = b"http://ns.adobe.com/xmp/extension/\x00"
+_CHUNK = 65000  # extended XMP data per APP1 segment (the segment limit is 65533 bytes in all)
+
+# base64 openings of JPEG, PNG, TIFF (both byte orders), WebP/RIFF, GIF and HEIF/MP4 (ftyp) data
+_IMAGE_B64 = rb"(?:/9j/|iVBORw0KGgo|SUkqA|TU0AK|UklGR|R0lGOD|AAAA[A-Za-z0-9+/]{2}ZnR5c)"
+_NAME = rb"[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*"
+_ATTRIBUTE = re.compile(rb"\s(" + _NAME + rb')\s*=\s*(["\'])\s*' + _IMAGE_B64 + rb"[^\"']{64,}\2")
+_ELEMENT = re.compile(rb"<(" + _NAME + rb")(?:\s[^>]*)?>\s*" + _IMAGE_B64 + rb"[^<]{64,}</\1\s*>")
+_HAS_EXTENDED = re.compile(rb"(xmpNote:HasExtendedXMP\s*=\s*[\"']|<xmpNote:HasExtendedXMP>)([0-9A-Fa-f]{32})")
+
+
+def strip_images(packet: bytes) -> tuple[bytes, list[str]]:
+    """Remove every property whose value is base64 image data; returns the packet and the property names."""
+    removed: list[str] = []
+
+    def drop(match: re.Match[bytes]) -> bytes:
+        removed.append(match.group(1).decode("latin-1"))
+        return b""
+
+    packet = _ELEMENT.sub(drop, packet)
+    packet = _ATTRIBUTE.sub(drop, packet)
+    return packet, removed
+
+
+def extended_guid(main: bytes) -> str | None:
+    match = _HAS_EXTENDED.search(main)
+    return match.group(2).decode("ascii").upper() if match else None
+
+
+def with_guid(main: bytes, guid: str) -> bytes:
+    return _HAS_EXTENDED.sub(lambda m: m.group(1) + guid.encode("ascii"), main, count=1)
+
+
+def parse_extended(payload: bytes) -> tuple[str, int, int, bytes] | None:
+    """(GUID, full length, offset, data) of an extended XMP APP1 payload, or None."""
+    head = len(EXTENDED_SIGNATURE)
+    if not payload.startswith(EXTENDED_SIGNATURE) or len(payload) < head + 40:
+        return None
+    guid = payload[head:head + 32].decode("latin-1").upper()
+    full, offset = struct.unpack_from(">II", payload, head + 32)
+    return guid, full, offset, payload[head + 40:]
+
+
+def assemble(payloads: list[bytes]) -> dict[str, bytes]:
+    """The extended XMP packets of a file, by GUID."""
+    parts: dict[str, dict[int, bytes]] = {}
+    lengths: dict[str, int] = {}
+    for payload in payloads:
+        parsed = parse_extended(payload)
+        if parsed is None:
+            continue
+        guid, full, offset, data = parsed
+        parts.setdefault(guid, {})[offset] = data
+        lengths[guid] = full
+    packets = {}
+    for guid, pieces in parts.items():
+        whole = bytearray(lengths[guid])
+        for offset, data in pieces.items():
+            whole[offset:offset + len(data)] = data[: max(0, lengths[guid] - offset)]
+        packets[guid] = bytes(whole)
+    return packets
+
+
+def split(packet: bytes) -> tuple[str, list[bytes]]:
+    """A new GUID (the MD5 of the packet, as the XMP specification asks) and the APP1 payloads carrying it."""
+    guid = hashlib.md5(packet, usedforsecurity=False).hexdigest().upper()
+    payloads = []
+    for offset in range(0, max(len(packet), 1), _CHUNK):
+        payloads.append(EXTENDED_SIGNATURE + guid.encode("ascii") + struct.pack(">II", len(packet), offset)
+                        + packet[offset:offset + _CHUNK])
+    return guid, payloads
