@@ -11,6 +11,7 @@ from piiblur import __version__
 from piiblur.detections import CLASSES
 from piiblur.formats import DEFAULT_MAX_PIXELS
 from piiblur.pipeline import DEFAULT_THRESHOLDS, FileResult, Settings
+from piiblur.sphere import VIEW_SETS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -40,6 +41,11 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
                        help="lowest plate score that is blurred (default: %(default)s)")
     group.add_argument("--strength", type=float, default=1.0,
                        help="blur strength; sigma is a quarter of the region at 1.0 (default: %(default)s)")
+    group.add_argument("--projection", choices=["auto", "equirectangular", "planar"], default="auto",
+                       help="auto: a 360 panorama (GPano, or 2:1 and 2000+ px wide) is searched on views of the "
+                       "sphere and blurred across its seam; planar: every image is a flat photo")
+    group.add_argument("--views", choices=sorted(VIEW_SETS), default="standard",
+                       help="views of the sphere searched in a panorama (default: %(default)s; see README)")
     group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                        help="where the detectors run (default: auto, the GPU when onnxruntime has one)")
     group.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
@@ -56,6 +62,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_pixels=args.max_pixels,
         device=args.device,
         precision=args.precision,
+        projection=args.projection,
+        views=args.views,
     )
 
 

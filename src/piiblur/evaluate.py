@@ -22,7 +22,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from piiblur.blur import protected
 from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import ImageError, read_image
 from piiblur.pipeline import Blurrer, Settings
@@ -92,19 +91,21 @@ def evaluate(blurrer: Blurrer, labels: dict[str, list[dict[str, Any]]], images_d
             continue
         result.images += 1
         rgb = image.upright_rgb()
-        found = blurrer.detect(rgb)
-        _score_image(result, name, boxes, found, rgb.shape[:2], blurrer.settings.strength)
+        geo = blurrer.geometry(image)
+        found = blurrer.detect(rgb, geo)
+        shape = rgb.shape[:2]
+        _score_image(result, name, boxes, found, lambda d, s=shape, g=geo: blurrer.protected(d, s, g))
     result.seconds = time.perf_counter() - start
     return result
 
 
 def _score_image(result: Evaluation, name: str, boxes: list[dict[str, Any]], found: Detections,
-                 shape: tuple[int, int], strength: float) -> None:
+                 protected: Callable[[Detections], np.ndarray]) -> None:
     for cls in CLASSES:
         truth = np.array([b["box"] for b in boxes if b["class"] == cls], np.float32).reshape(-1, 4)
         dets = found.of(cls)
         result.detections[cls] = result.detections.get(cls, 0) + len(dets)
-        mask = protected(dets, shape, strength)
+        mask = protected(dets)  # only this class's blur counts for its labels
         for box in truth:
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             window = mask[max(y1, 0) : max(y2, y1 + 1), max(x1, 0) : max(x2, x1 + 1)]

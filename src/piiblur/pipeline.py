@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from piiblur import blur as blurring
+from piiblur import sphere
 from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import OnnxRuntimeOptions, load_detectors
-from piiblur.formats import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image
+from piiblur.formats import DEFAULT_MAX_PIXELS, ImageError, SourceImage, encode_image, read_image
 from piiblur.orientation import upright_to_stored
 from piiblur.planar import detect_planar
 from piiblur.storage import copy_atomic, write_atomic
@@ -33,6 +34,8 @@ class Settings:
     device: str = "auto"
     precision: str = "auto"  # int8 models on the CPU, float on a GPU
     threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
+    projection: str = "auto"  # auto | equirectangular | planar
+    views: str = "standard"  # which set of views of the sphere panoramas are searched in
 
 
 @dataclass
@@ -44,6 +47,7 @@ class FileResult:
     width: int = 0
     height: int = 0
     orientation: int = 1
+    projection: str = "planar"
     detections: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -59,9 +63,29 @@ class Blurrer:
         options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
         self.detectors = load_detectors(list(settings.classes), options)
 
-    def detect(self, rgb: np.ndarray) -> Detections:
+    def geometry(self, image: SourceImage) -> sphere.Equirect | None:
+        """Where the image sits on the sphere, or None for a flat photo."""
+        if image.orientation != 1:  # panoramas are stored upright; a turned image is a photo
+            return None
+        return sphere.equirect_for(*image.size, image.data, self.settings.projection)
+
+    def detect(self, rgb: np.ndarray, geo: sphere.Equirect | None = None) -> Detections:
         """Everything to hide in an upright 8-bit RGB picture, in its pixel coordinates."""
-        return detect_planar(rgb, self.detectors, self.settings.thresholds).above(self.settings.thresholds)
+        thresholds = self.settings.thresholds
+        if geo is not None:
+            return sphere.detect_sphere(rgb, geo, self.detectors, thresholds, self.settings.views).above(thresholds)
+        return detect_planar(rgb, self.detectors, thresholds).above(thresholds)
+
+    def blur(self, pixels: np.ndarray, found: Detections, geo: sphere.Equirect | None) -> np.ndarray:
+        if geo is not None:
+            return sphere.blur(pixels, found, geo, self.settings.strength)
+        return blurring.blur(pixels, found, self.settings.strength)
+
+    def protected(self, found: Detections, shape: tuple[int, int], geo: sphere.Equirect | None) -> np.ndarray:
+        """The pixels ``blur`` hides, as a boolean (H, W) mask."""
+        if geo is not None:
+            return sphere.protected(found, geo, self.settings.strength)
+        return blurring.protected(found, shape, self.settings.strength)
 
     def process(self, source: Path, target: Path | None, label: str | None = None) -> FileResult:
         """Blur ``source`` into ``target``, or copy it unchanged when nothing is found.
@@ -75,7 +99,9 @@ class Blurrer:
             clock.lap("decode")
             result.width, result.height = image.size
             result.orientation = image.orientation
-            found = self.detect(image.upright_rgb())
+            geo = self.geometry(image)
+            result.projection = "equirectangular" if geo is not None else "planar"
+            found = self.detect(image.upright_rgb(), geo)
             clock.lap("detect")
             result.detections = found.to_records()
             if not len(found):
@@ -86,7 +112,7 @@ class Blurrer:
                     clock.lap("write")
                 return result
             stored = upright_to_stored(found, image.orientation, image.size)
-            pixels = blurring.blur(image.pixels, stored, self.settings.strength)
+            pixels = self.blur(image.pixels, stored, geo)
             clock.lap("blur")
             encoded = encode_image(image, pixels)
             clock.lap("encode")

@@ -33,7 +33,6 @@ import numpy as np
 from piiblur import blur as planar_blur
 from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import Detector
-from piiblur.planar import detect_planar
 
 MIN_FULL_WIDTH = 2000  # a 2:1 image at least this wide, without GPano, is taken as a full sphere
 OUTLINE_STEPS = 6  # points per box side when a box is projected back to the panorama
@@ -209,9 +208,9 @@ def _view_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def _coarse_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray, int]:
     """The maps on a coarse grid; at full resolution where the view holds a pole (yaw is singular there)."""
-    _, _, front = view.project(np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
-    pu, pv, _ = view.project(np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
-    near = front & (pu > -view.width) & (pu < 2 * view.width) & (pv > -view.height) & (pv < 2 * view.height)
+    pu, pv, front = view.project(np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
+    margin = 2 * MAP_STEP
+    near = front & (pu > -margin) & (pu < view.width + margin) & (pv > -margin) & (pv < view.height + margin)
     step = 1 if near.any() else MAP_STEP
     u, v = np.meshgrid(np.arange(0, view.width + step, step) + 0.5, np.arange(0, view.height + step, step) + 0.5)
     x, y = geo.to_pixels(*angles(view.rays(u, v)))
@@ -296,7 +295,8 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
         if not wanted:
             continue
         picture = render(rgb, geo, view)
-        dets = detect_planar(picture, wanted, thresholds)
+        # a view is one detector input: it is already at the right scale, so no tile pyramid
+        dets = Detections.merge(d.detect(picture, thresholds.get(d.class_name, d.default_threshold)) for d in wanted)
         if len(dets):
             found.append(to_sphere(dets, view, geo))
     return deduplicate_on_sphere(Detections.merge(found))

@@ -161,14 +161,22 @@ class NotTransplantable(Exception):
 
 def changed_mcus(source: SourceImage, pixels: np.ndarray, mcu: tuple[int, int]) -> np.ndarray:
     """Boolean (MCU rows, MCU columns): the MCUs (``mcu`` = (height, width) in pixels) with a changed pixel."""
-    changed = pixels != source.pixels
-    if changed.ndim == 3:
-        changed = changed.any(axis=2)
-    height, width = changed.shape
+    height, width = pixels.shape[:2]
     rows, cols = -(-height // mcu[0]), -(-width // mcu[1])
-    padded = np.zeros((rows * mcu[0], cols * mcu[1]), bool)
-    padded[:height, :width] = changed
-    return padded.reshape(rows, mcu[0], cols, mcu[1]).any(axis=(1, 3))
+    result = np.zeros((rows, cols), bool)
+    flat_new, flat_old = pixels.reshape(height, -1), source.pixels.reshape(height, -1)
+    for row in range(rows):  # most MCU rows are untouched: compare them whole, cheaply
+        band = slice(row * mcu[0], min(height, (row + 1) * mcu[0]))
+        if np.array_equal(flat_new[band], flat_old[band]):
+            continue
+        changed = pixels[band] != source.pixels[band]
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        changed = changed.any(axis=0)
+        padded = np.zeros(cols * mcu[1], bool)
+        padded[:width] = changed
+        result[row] = padded.reshape(cols, mcu[1]).any(axis=1)
+    return result
 
 
 def _components(jpeg: Any) -> list[np.ndarray]:
@@ -190,32 +198,49 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
         try:
             original = jpeglib.read_dct(str(original_path))
             original.load()
-            # the blurred picture through the same libjpeg, at the input's tables, table assignment and sampling
-            spatial = jpeglib.from_spatial(np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[..., None]))
-            spatial.samp_factor = original.samp_factor
-            spatial.write_spatial(str(blurred_path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
-            blurred = jpeglib.read_dct(str(blurred_path))
-            blurred.load()
         except (OSError, ValueError, RuntimeError, TypeError) as exc:
             raise NotTransplantable(f"jpeglib cannot read the coefficients ({exc})") from exc
-        old, new = _components(original), _components(blurred)
-        if (original.height, original.width) != source.pixels.shape[:2] or len(old) != len(new) or any(
-                a.shape != b.shape for a, b in zip(old, new, strict=True)):
+        old = _components(original)
+        if (original.height, original.width) != source.pixels.shape[:2]:
             raise NotTransplantable("the encoder's block layout differs from the input's")
         factors = np.asarray(original.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
         if len(old) == 1:  # a single-component scan is not interleaved: one block per MCU
             factors = np.ones((1, 2), int)
         v_max, h_max = int(factors[:, 0].max()), int(factors[:, 1].max())
         mcus = changed_mcus(source, pixels, (8 * v_max, 8 * h_max))
-        for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
-            v, h = int(factors[index, 0]), int(factors[index, 1])
-            blocks = np.repeat(np.repeat(mcus, v, axis=0), h, axis=1)[: mine.shape[0], : mine.shape[1]]
-            own_table = original.get_component_qt(index).astype(np.float64)
-            their_table = blurred.get_component_qt(index).astype(np.float64)
-            replacement = theirs[blocks]
-            if not np.array_equal(own_table, their_table):
-                replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
-            mine[blocks] = replacement.astype(mine.dtype)
+        touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
+        if touched_rows.size:
+            # encode only the MCU-aligned crop that holds every touched MCU: its blocks are the ones a
+            # whole-image encode would give, since no MCU straddles the crop's edges
+            r0, r1 = int(touched_rows[0]), int(touched_rows[-1]) + 1
+            c0, c1 = int(touched_cols[0]), int(touched_cols[-1]) + 1
+            crop = pixels[r0 * 8 * v_max : r1 * 8 * v_max, c0 * 8 * h_max : c1 * 8 * h_max]
+            try:
+                spatial = jpeglib.from_spatial(np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None]))
+                spatial.samp_factor = original.samp_factor
+                spatial.write_spatial(str(blurred_path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
+                blurred = jpeglib.read_dct(str(blurred_path))
+                blurred.load()
+            except (OSError, ValueError, RuntimeError, TypeError) as exc:
+                raise NotTransplantable(f"jpeglib cannot encode the blurred blocks ({exc})") from exc
+            new = _components(blurred)
+            if len(old) != len(new):
+                raise NotTransplantable("the encoder's block layout differs from the input's")
+            region = mcus[r0:r1, c0:c1]
+            for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
+                v, h = int(factors[index, 0]), int(factors[index, 1])
+                rows, cols = (r1 - r0) * v, (c1 - c0) * h
+                target = mine[r0 * v : r0 * v + rows, c0 * h : c0 * h + cols]
+                blocks = np.repeat(np.repeat(region, v, axis=0), h, axis=1)[: target.shape[0], : target.shape[1]]
+                source_blocks = theirs[: blocks.shape[0], : blocks.shape[1]]
+                if source_blocks.shape[:2] != blocks.shape:
+                    raise NotTransplantable("the encoder's block layout differs from the input's")
+                own_table = original.get_component_qt(index).astype(np.float64)
+                their_table = blurred.get_component_qt(index).astype(np.float64)
+                replacement = source_blocks[blocks]
+                if not np.array_equal(own_table, their_table):
+                    replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
+                target[blocks] = replacement.astype(mine.dtype)
         original.markers = []  # the metadata is spliced back byte for byte afterwards
         try:
             original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
