@@ -124,8 +124,11 @@ def equirect_for(width: int, height: int, data: bytes, projection: str = "auto")
         # GPano may describe the crop at another resolution than the stored pixels
         sx, sy = width / max(crop_w, 1), height / max(crop_h, 1)
         return Equirect(width, height, round(full_w * sx), round(full_h * sy), round(left * sx), round(top * sy))
-    if projection == "equirectangular" or (width == 2 * height and width >= MIN_FULL_WIDTH):
+    if width == 2 * height and (projection == "equirectangular" or width >= MIN_FULL_WIDTH):
         return Equirect(width, height, width, height)
+    if projection == "equirectangular":  # taken as 360 degrees wide, centred on the horizon
+        full_h = max(height, width // 2)
+        return Equirect(width, height, width, full_h, 0, (full_h - height) // 2)
     return None
 
 
@@ -197,7 +200,7 @@ def _view_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
     """Panorama pixel coordinates of every view pixel (x continuous across the seam)."""
     coarse_x, coarse_y, step = _coarse_maps(geo, view)
     if step == 1:
-        return coarse_x, coarse_y
+        return coarse_x[: view.height, : view.width], coarse_y[: view.height, : view.width]
     u = (np.arange(view.width, dtype=np.float32) / step)[None, :].repeat(view.height, 0)
     v = (np.arange(view.height, dtype=np.float32) / step)[:, None].repeat(view.width, 1)
     x = cv2.remap(coarse_x, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -257,6 +260,19 @@ VIEW_SETS: dict[str, tuple[Ring, ...]] = {
         Ring(-45, 8, 55, yaw_offset=22.5),
         Ring(90, 1, 60, classes=("face",)),
         Ring(-90, 1, 60),
+        Ring(0, 4, 100, density=0.25),
+        Ring(90, 1, 100, density=0.25),
+        Ring(-90, 1, 100, density=0.25),
+    ),
+    # Candidate: rings at 75 degrees up and down instead of single views at the poles, so that a
+    # face near the zenith or nadir is upright in some view (in a view straight up it is turned by
+    # its yaw).
+    "poles": (
+        Ring(0, 8, 55, fov_v=64),
+        Ring(45, 8, 55, classes=("face",), yaw_offset=22.5),
+        Ring(-45, 8, 55, yaw_offset=22.5),
+        Ring(75, 5, 60, classes=("face",)),
+        Ring(-75, 5, 60, yaw_offset=36),
         Ring(0, 4, 100, density=0.25),
         Ring(90, 1, 100, density=0.25),
         Ring(-90, 1, 100, density=0.25),
@@ -424,6 +440,8 @@ def _reproject(view: View, geo: Equirect, cols: np.ndarray, rows: np.ndarray, im
 
 
 def _each_region(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float) -> Iterable[tuple]:
+    if not len(dets):
+        return
     assert dets.places is not None and dets.outlines is not None
     for place, outline, cid in zip(dets.places, dets.outlines, dets.class_ids, strict=True):
         view = _blur_view(geo, place)

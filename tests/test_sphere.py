@@ -1,0 +1,290 @@
+"""Views of the sphere: geometry, seam, poles, de-duplication and blur on equirectangular panoramas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import FACE_BOX
+
+from piiblur import sphere
+from piiblur import synthetic as syn
+from piiblur.detections import Detections
+
+
+def _gpano(**tags: object) -> bytes:
+    attrs = " ".join(f'GPano:{k}="{v}"' for k, v in tags.items())
+    return f'<x:xmpmeta><rdf:Description {attrs}/></x:xmpmeta>'.encode()
+
+
+def _sphere_texture(geo: sphere.Equirect) -> np.ndarray:
+    """A panorama whose colour is a smooth function of direction: 127 + 120 * (x, y, z)."""
+    yaw, pitch = geo.to_angles(np.arange(geo.width)[None, :] + 0.5, np.arange(geo.height)[:, None] + 0.5)
+    return np.rint(127 + 120 * sphere.directions(yaw, pitch)).astype(np.uint8)
+
+
+def _noise(geo: sphere.Equirect, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (geo.height, geo.width, 3), dtype=np.uint8)
+
+
+def _seen(view: sphere.View, geo: sphere.Equirect, box: tuple[float, float, float, float],
+          cls: str = "face") -> Detections:
+    """A detection of ``box`` (view pixels) mapped onto the panorama."""
+    return sphere.to_sphere(Detections.of_class(np.array([box]), np.array([0.9]), cls), view, geo)
+
+
+def _centred(geo: sphere.Equirect, yaw: float, pitch: float, size: float, cls: str = "face") -> Detections:
+    """A detection of ``size`` panorama pixels (equator scale), centred at (yaw, pitch)."""
+    view = sphere.view_of(yaw, pitch, 60, geo.focal)
+    cx, cy = view.width / 2, view.height / 2
+    return _seen(view, geo, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2), cls)
+
+
+# -- geometry of the panorama ----------------------------------------------------------------------
+def test_equirect_for_full_gpano():
+    data = _gpano(ProjectionType="equirectangular", FullPanoWidthPixels=4000, FullPanoHeightPixels=2000)
+    geo = sphere.equirect_for(4000, 2000, data)
+    assert geo == sphere.Equirect(4000, 2000, 4000, 2000)
+    assert geo.wraps
+
+
+def test_equirect_for_gpano_element_form():
+    data = b"<GPano:ProjectionType>equirectangular</GPano:ProjectionType>"
+    assert sphere.equirect_for(1200, 600, data) == sphere.Equirect(1200, 600, 1200, 600)
+
+
+def test_equirect_for_cropped_gpano_at_another_resolution():
+    data = _gpano(ProjectionType="equirectangular", FullPanoWidthPixels=4000, FullPanoHeightPixels=2000,
+                  CroppedAreaImageWidthPixels=4000, CroppedAreaImageHeightPixels=1000, CroppedAreaLeftPixels=0,
+                  CroppedAreaTopPixels=500)
+    geo = sphere.equirect_for(2000, 500, data)  # stored at half the resolution GPano describes
+    assert geo == sphere.Equirect(2000, 500, 2000, 1000, 0, 250)
+    assert geo.wraps  # all 360 degrees of yaw, only part of the pitch
+    assert geo.covers(0, 0, 0) and not geo.covers(0, 80, 5)
+    _yaw, pitch = geo.to_angles(np.array(0.0), np.array(0.0))
+    assert float(pitch) == pytest.approx(45.0)
+
+
+def test_equirect_for_partial_gpano_does_not_wrap():
+    data = _gpano(ProjectionType="equirectangular", FullPanoWidthPixels=8000, FullPanoHeightPixels=4000,
+                  CroppedAreaImageWidthPixels=4000, CroppedAreaImageHeightPixels=2000, CroppedAreaLeftPixels=2000,
+                  CroppedAreaTopPixels=1000)
+    geo = sphere.equirect_for(4000, 2000, data)
+    assert geo is not None and not geo.wraps
+    assert geo.covers(0, 0, 0) and not geo.covers(180, 0, 5)
+
+
+def test_equirect_for_without_gpano():
+    assert sphere.equirect_for(4000, 2000, b"") == sphere.Equirect(4000, 2000, 4000, 2000)  # 2:1 and large
+    assert sphere.equirect_for(1000, 500, b"") is None  # 2:1 but small: a photo
+    assert sphere.equirect_for(4000, 3000, b"") is None
+
+
+def test_a_ten_to_one_strip_is_not_a_full_sphere():
+    geo = sphere.equirect_for(5000, 500, b"")
+    assert geo is None or geo.full_height > geo.height
+
+
+def test_projection_overrides():
+    data = _gpano(ProjectionType="equirectangular")
+    assert sphere.equirect_for(4000, 2000, data, "planar") is None
+    assert sphere.equirect_for(4000, 2000, b"", "planar") is None
+    assert sphere.equirect_for(1000, 500, b"", "equirectangular") == sphere.Equirect(1000, 500, 1000, 500)
+
+
+# -- directions and views -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("yaw", "pitch", "roll"), [(0, 0, 0), (180, 0, 0), (-135, 45, 0), (30, -80, 10),
+                                                     (90, 90, 0), (0, -90, 0)])
+def test_rays_and_project_round_trip(yaw: float, pitch: float, roll: float):
+    view = sphere.view_of(yaw, pitch, 70, 300.0, roll=roll)
+    rng = np.random.default_rng(1)
+    u, v = rng.uniform(0, view.width, 200), rng.uniform(0, view.height, 200)
+    rays = view.rays(u, v)
+    assert np.allclose(np.linalg.norm(rays, axis=-1), 1)
+    pu, pv, front = view.project(rays)
+    assert front.all()
+    assert np.allclose(pu, u, atol=1e-6) and np.allclose(pv, v, atol=1e-6)
+    centre = view.rays(np.array(view.width / 2), np.array(view.height / 2))
+    assert np.allclose(centre, sphere.directions(np.array(yaw), np.array(pitch)), atol=1e-9)
+    # a direction behind the camera is not in front
+    assert not view.project(-centre)[2]
+
+
+def test_angles_invert_directions():
+    yaw, pitch = np.array([-179.0, -89.5, 0.0, 45.0, 179.9]), np.array([-89.0, 10.0, 0.0, 60.0, -30.0])
+    y2, p2 = sphere.angles(sphere.directions(yaw, pitch))
+    assert np.allclose(y2, yaw) and np.allclose(p2, pitch)
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(180, 0), (-180, 10), (170, -30), (0, 88), (45, -90)])
+def test_render_samples_the_sphere_across_the_seam_and_at_the_poles(yaw: float, pitch: float):
+    geo = sphere.Equirect(1440, 720, 1440, 720)
+    pano = _sphere_texture(geo)
+    view = sphere.view_of(yaw, pitch, 50, geo.focal)
+    picture = sphere.render(pano, geo, view).astype(np.float32)[: view.height, : view.width]
+    u, v = np.meshgrid(np.arange(view.width) + 0.5, np.arange(view.height) + 0.5)
+    expected = 127 + 120 * view.rays(u, v)
+    assert np.abs(picture - expected).mean() < 1.0
+    assert np.abs(picture - expected).max() < 8.0
+
+
+def test_render_of_a_view_holding_a_pole_has_the_views_size():
+    geo = sphere.Equirect(1440, 720, 1440, 720)
+    view = sphere.view_of(0, 88, 50, geo.focal)
+    assert sphere.render(_sphere_texture(geo), geo, view).shape == (view.height, view.width, 3)
+
+
+def test_render_at_the_seam_shows_both_edges():
+    geo = sphere.Equirect(1200, 600, 1200, 600)
+    pano = np.full((600, 1200, 3), 128, np.uint8)
+    pano[:, :100] = (255, 0, 0)  # the left edge, just right of yaw -180
+    pano[:, -100:] = (0, 0, 255)  # the right edge, just left of yaw +180
+    view = sphere.view_of(180, 0, 40, geo.focal)
+    picture = sphere.render(pano, geo, view)
+    mid = view.width // 2
+    assert (picture[:, : mid - 2] == (0, 0, 255)).all()
+    assert (picture[:, mid + 2 :] == (255, 0, 0)).all()
+
+
+# -- detections on the sphere -------------------------------------------------------------------------
+def test_outline_of_a_box_near_a_pole_spans_many_columns():
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    size = 40.0
+    at_equator = _centred(geo, 30, 0, size)
+    near_pole = _centred(geo, 30, 80, size)
+    width_eq = float(np.ptp(at_equator.outlines[0][:, 0]))
+    width_pole = float(np.ptp(near_pole.outlines[0][:, 0]))
+    assert width_eq == pytest.approx(size, rel=0.1)
+    assert width_pole > 4 * width_eq  # 1 / cos(80) = 5.8 at the box's centre
+    yaw, pitch, ang_w, _ang_h = near_pole.places[0]
+    assert yaw == pytest.approx(30, abs=0.5) and pitch == pytest.approx(80, abs=0.5)
+    assert ang_w == pytest.approx(size * 360 / geo.width, rel=0.05)
+    # a box holding the pole goes all the way round
+    over_pole = _centred(geo, 30, 89, size)
+    assert float(np.ptp(over_pole.outlines[0][:, 0])) > 0.9 * geo.width
+
+
+def _object_in(view: sphere.View, yaw: float, pitch: float, half_deg: float) -> tuple[float, float, float, float]:
+    """The view-pixel box around a small square patch on the sphere."""
+    patch = sphere.View(yaw, pitch, 2, 2, 1.0)
+    t = math.tan(math.radians(half_deg))
+    corners = patch.rays(1 + t * np.array([-1, 1, 1, -1]), 1 + t * np.array([-1, -1, 1, 1]))
+    u, v, front = view.project(corners)
+    assert front.all()
+    return float(u.min()), float(v.min()), float(u.max()), float(v.max())
+
+
+@pytest.mark.parametrize(("yaw", "pitch", "view_yaws"), [(20, 5, (0, 40)), (180, -10, (165, -165)),
+                                                          (60, 50, (45, 80))])
+def test_the_same_object_seen_in_two_views_is_kept_once(yaw: float, pitch: float, view_yaws: tuple[float, float]):
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    seen = []
+    for view_yaw in view_yaws:
+        view = sphere.view_of(view_yaw, pitch, 70, geo.focal)
+        seen.append(_seen(view, geo, _object_in(view, yaw, pitch, 2.0)))
+    other_view = sphere.view_of(yaw + 90, 0, 70, geo.focal)
+    seen.append(_seen(other_view, geo, _object_in(other_view, yaw + 90, 0, 2.0)))  # a different object
+    merged = sphere.deduplicate_on_sphere(Detections.merge(seen))
+    assert len(merged) == 2
+    yaws = sorted(float((p + 180) % 360 - 180) for p in merged.places[:, 0])
+    assert any(abs((y - yaw + 180) % 360 - 180) < 1 for y in yaws)
+
+
+# -- blur on the sphere ------------------------------------------------------------------------------
+def test_blur_across_the_seam_has_no_seam_line_and_leaves_the_rest():
+    geo = sphere.Equirect(1600, 800, 1600, 800)
+    pano = _noise(geo)
+    found = _centred(geo, 180, 5, 60)
+    out = sphere.blur(pano, found, geo)
+    mask = sphere.protected(found, geo)
+    rows = np.flatnonzero(mask[:, 0] & mask[:, -1])
+    assert rows.size > 20
+    assert (out[rows, 0] != pano[rows, 0]).any() and (out[rows, -1] != pano[rows, -1]).any()
+    col = out[rows].astype(np.float32)
+
+    def step(a: int, b: int) -> float:
+        return float(np.abs(col[:, a] - col[:, b]).mean())
+
+    across = step(0, -1)
+    inside = max(step(0, 1), step(-2, -1), step(1, 2), step(-3, -2))
+    assert across <= 1.5 * inside + 1.0
+    assert step(0, 1) < 10  # really blurred (noise differs by about 85 between neighbours)
+    # pixels far away are untouched
+    assert np.array_equal(out[:, 300:1300], pano[:, 300:1300])
+    assert np.array_equal(out[600:], pano[600:])
+
+
+def test_protected_mask_wraps_across_the_seam():
+    geo = sphere.Equirect(1600, 800, 1600, 800)
+    found = _centred(geo, -179, 0, 50)  # centre just right of the left edge
+    mask = sphere.protected(found, geo)
+    cols = np.flatnonzero(mask.any(axis=0))
+    assert 0 in cols and geo.width - 1 in cols
+    assert not mask[:, 100 : geo.width - 100].any()
+    left, right = int(np.sum(cols < 800)), int(np.sum(cols >= 800))
+    assert left > right > 0  # more of it on the left edge, where its centre is
+
+
+def test_a_detection_near_the_zenith_is_blurred_over_many_columns():
+    geo = sphere.Equirect(1600, 800, 1600, 800)
+    pano = _noise(geo, 1)
+    found = _centred(geo, 40, 84, 40)
+    mask = sphere.protected(found, geo)
+    cols = np.flatnonzero(mask.any(axis=0))
+    assert cols.size > geo.width / 4
+    assert not mask[geo.height // 4 :].any()
+    out = sphere.blur(pano, found, geo)
+    changed = (out != pano).any(axis=2)
+    assert np.count_nonzero(changed[mask]) > 0.95 * np.count_nonzero(mask)
+    assert not changed[geo.height // 4 :].any()
+
+
+# -- synthetic panoramas --------------------------------------------------------------------------------
+def test_synthetic_footprint_follows_the_projection():
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    crop = syn.Crop(np.full((60, 60, 3), 200, np.uint8), (10.0, 10.0, 50.0, 50.0))
+    pano = np.zeros((1000, 2000, 3), np.uint8)
+    equator = syn.place(pano, geo, crop, 0, 0, 40)
+    assert np.ptp(np.flatnonzero(equator.footprint.any(axis=0))) == pytest.approx(40, abs=2)
+    assert np.ptp(np.flatnonzero(equator.footprint.any(axis=1))) == pytest.approx(40, abs=2)
+    high = syn.place(pano, geo, crop, 90, 70, 40)
+    assert np.ptp(np.flatnonzero(high.footprint.any(axis=0))) > 2.5 * 40
+    seam = syn.place(pano, geo, crop, 180, 0, 40)
+    assert seam.crosses_seam and not equator.crosses_seam
+    assert (pano[seam.footprint] == 200).all()
+
+
+# -- with the real detectors ---------------------------------------------------------------------------
+@pytest.mark.parametrize("pitch", [70.0, -70.0])
+def test_a_real_face_near_a_pole_is_found_and_blurred(blurrer, portrait: np.ndarray, pitch: float):
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    ys = np.linspace(0, 1, geo.height, dtype=np.float32)[:, None, None]
+    pano = np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
+                           (geo.height, geo.width, 3)).astype(np.uint8).copy()
+    x1, y1, x2, y2 = FACE_BOX
+    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), 0.4 * (x2 - x1), 0.4 * (y2 - y1))
+    placed = syn.place(pano, geo, crop, 60.0, pitch, 64)
+    found = blurrer.detect(pano, geo)
+    faces = found.of("face")
+    assert len(faces) >= 1
+    best = faces.places[int(np.argmax(faces.scores))]
+    assert float(best[1]) == pytest.approx(pitch, abs=4)
+    assert placed.coverage(blurrer.protected(faces, pano.shape[:2], geo)) >= 0.7
+    out = blurrer.blur(pano, found, geo)
+    inside = placed.footprint
+    assert np.abs(out[inside].astype(int) - pano[inside].astype(int)).mean() > 5
+
+
+def test_a_flat_photo_stays_planar(blurrer, portrait: np.ndarray, tmp_path):
+    from PIL import Image
+
+    photo = np.full((480, 640, 3), 90, np.uint8)
+    photo[:, 64:576] = portrait[16:496]
+    source, target = tmp_path / "photo.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(source)
+    result = blurrer.process(source, target)
+    assert result.projection == "planar"
+    assert result.status == "blurred" and result.count("face") >= 1
+    assert all("sphere" not in d for d in result.detections)
+    assert result.detections == blurrer.detect(photo, None).to_records()  # what the planar path finds
