@@ -55,7 +55,8 @@ def main() -> None:
     cv2.putText(canvas, "face split by the seam", (40, 460), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1,
                 cv2.LINE_AA)
     legend = [("horizon ring: 8 views, 55 x 64 deg", 0), ("ring 45 deg up: 8 views (faces)", 1),
-              ("ring 45 deg down: 8 views", 2), ("straight up (faces)", 3), ("straight down", 4)]
+              ("ring 45 deg down: 8 views", 2), ("ring 75 deg up: 5 views (faces)", 3),
+              ("ring 75 deg down: 5 views", 4)]
     cv2.rectangle(canvas, (1180, 330), (1590, 470), (255, 255, 255), -1)
     for row, (text, index) in enumerate(legend):
         y = 355 + 25 * row
