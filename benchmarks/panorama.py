@@ -53,7 +53,7 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 )
 SIZES = {"face": (16, 24, 32, 48, 64, 96), "plate": (16, 24, 32, 48)}
 FACE_MARGIN = 0.4  # context each side, as a share of the box's width / height
-PLATE_MARGIN = (0.3, 1.2)  # x: share of the plate's width; y: share of its height
+PLATE_MARGIN = (1.0, 3.0)  # x: share of the plate's width; y: share of its height (the car around it)
 MAX_UPSCALE = {"face": 2.0, "plate": 2.5}
 PER_SLOT = {"face": 2, "plate": 1}  # objects of each class per (band, sign) slot and panorama
 SEAM = "seam"

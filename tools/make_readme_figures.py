@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -40,7 +41,7 @@ def main() -> None:
             v = np.concatenate([np.zeros_like(t), t * view.height, np.full_like(t, view.height), (1 - t) * view.height])
             x, y = geo.to_pixels(*sphere.angles(view.rays(u, v)))
             points = np.stack([x, y], axis=1)
-            for a, b in zip(points[:-1], points[1:], strict=True):
+            for a, b in itertools.pairwise(points):
                 if abs(a[0] - b[0]) < width / 2:  # do not draw the jump across the seam
                     cv2.line(canvas, tuple(int(c) for c in a), tuple(int(c) for c in b), colour, 2, cv2.LINE_AA)
     # a face seen straight above the camera and one split by the seam, as their masks fall on the panorama

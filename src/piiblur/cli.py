@@ -12,6 +12,7 @@ from piiblur.detections import CLASSES
 from piiblur.formats import DEFAULT_MAX_PIXELS
 from piiblur.pipeline import DEFAULT_THRESHOLDS, FileResult, Settings
 from piiblur.sphere import VIEW_SETS
+from piiblur.storage import location
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,14 +75,23 @@ def blur_parser() -> argparse.ArgumentParser:
         "Images with nothing to hide are copied unchanged. "
         "Run 'pii-blur evaluate --help' to measure recall on labelled images.",
     )
-    parser.add_argument("input", type=Path, metavar="INPUT", help="an image or a folder (walked recursively)")
-    parser.add_argument("output", type=Path, metavar="OUTPUT_DIR", help="where results go (created if missing)")
+    parser.add_argument("input", type=location, metavar="INPUT",
+                        help="an image or a folder (walked recursively); a local path or a URL such as "
+                        "s3://bucket/prefix (anything fsspec reads)")
+    parser.add_argument("output", type=location, metavar="OUTPUT_DIR",
+                        help="where results go (created if missing); a local path or a URL")
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report of every image")
     parser.add_argument("--dry-run", action="store_true", help="detect and report, write no images")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose output already exists and is newer than the input")
     parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                        help="worker processes (default: one per core)")
+                        help="worker processes, or Ray actors (default: one per core, of the cluster for Ray)")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: worker processes on this machine (default); ray: a Ray cluster "
+                        "(pip install 'pii-blur[ray]')")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="the Ray cluster to join (e.g. ray://head:10001 or auto); default: RAY_ADDRESS, "
+                        "else a local Ray started for this run")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
     parser.add_argument("-v", "--verbose", action="store_true", help="print a line for every image")
     parser.add_argument("--version", action="version", version=f"pii-blur {__version__}")
@@ -101,31 +111,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_blur(args: argparse.Namespace) -> int:
     from piiblur import report as reporting
+    from piiblur.journal import Journal
     from piiblur.runner import UsageError, default_workers, is_terminal, plan, run
 
     try:
         jobs, not_images = plan(args.input, args.output)
-    except UsageError as exc:
+    except (UsageError, ImportError) as exc:  # ImportError: a URL whose fsspec backend is not installed
         print(f"pii-blur: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.dry_run:
+    if not args.dry_run and isinstance(args.output, Path):
         args.output.mkdir(parents=True, exist_ok=True)
     progress = None
-    if is_terminal() and not args.quiet and len(jobs) > 1:
-        from tqdm import tqdm
-
-        progress = tqdm(total=len(jobs), unit="img", dynamic_ncols=True, file=sys.stderr)
+    if not args.quiet and len(jobs) > 1:
+        progress = reporting.Progress(len(jobs), is_terminal())
 
     def on_result(result: FileResult) -> None:
         line = _result_line(result, args.verbose)
         if line:
             (progress.write if progress else lambda s: print(s, file=sys.stderr))(line)
         if progress:
-            progress.update(1)
+            progress.update(result)
 
     settings = _settings(args)
+    journal = Journal(args.report) if args.report and not args.dry_run else None
+    workers = args.jobs or (default_workers() if args.engine == "local" else 0)
     try:
-        batch = run(jobs, settings, args.jobs or default_workers(), args.dry_run, args.overwrite, on_result)
+        batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result,
+                    engine=args.engine, ray_address=args.ray_address, journal=journal)
+    except UsageError as exc:
+        print(f"pii-blur: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("pii-blur: interrupted; finished images are kept, rerun to do the rest", file=sys.stderr)
         return 130
@@ -135,6 +150,8 @@ def run_blur(args: argparse.Namespace) -> int:
     batch.not_images = not_images
     if args.report:
         reporting.write_report(args.report, reporting.as_json(batch, settings, args.input, args.output, args.dry_run))
+        if journal is not None:
+            journal.discard()
     if not args.quiet:
         print(reporting.summary_line(batch, args.dry_run), file=sys.stderr)
     return EXIT_FAILED if batch.failed else EXIT_OK

@@ -17,7 +17,14 @@ from piiblur import blur as blurring
 from piiblur import sphere
 from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import OnnxRuntimeOptions, load_detectors
-from piiblur.formats import DEFAULT_MAX_PIXELS, ImageError, SourceImage, encode_image, read_image
+from piiblur.formats import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    SourceImage,
+    encode_image,
+    read_image,
+    read_image_bytes,
+)
 from piiblur.orientation import upright_to_stored
 from piiblur.planar import detect_planar
 from piiblur.storage import copy_atomic, write_atomic
@@ -127,6 +134,41 @@ class Blurrer:
         except OSError as exc:
             result.status, result.reason = "failed", f"{exc.strerror or exc}"
         return result
+
+    def process_bytes(self, data: bytes, label: str) -> tuple[FileResult, bytes | None]:
+        """``process`` without a filesystem: an image file's bytes in, the blurred file's bytes out.
+
+        For images kept in object storage and for the Ray engine. The bytes returned are
+        None when nothing was found (status "copied": the caller copies the source as it
+        is) or when the image failed; the caller writes, and fills in ``output`` and
+        ``written``.
+        """
+        result = FileResult(label, None, "failed")
+        clock = _Clock(result.timings)
+        try:
+            image = read_image_bytes(data, Path(label), self.settings.max_pixels)
+            clock.lap("decode")
+            result.width, result.height = image.size
+            result.orientation = image.orientation
+            geo = self.geometry(image)
+            result.projection = "equirectangular" if geo is not None else "planar"
+            found = self.detect(image.upright_rgb(), geo)
+            clock.lap("detect")
+            result.detections = found.to_records()
+            if not len(found):
+                result.status = "copied"
+                return result, None
+            stored = upright_to_stored(found, image.orientation, image.size)
+            pixels = self.blur(image.pixels, stored, geo)
+            clock.lap("blur")
+            encoded = encode_image(image, pixels)
+            clock.lap("encode")
+            result.notes = encoded.notes
+            result.status = "blurred"
+            return result, encoded.data
+        except ImageError as exc:
+            result.status, result.reason = "failed", str(exc)
+        return result, None
 
 
 class _Clock:

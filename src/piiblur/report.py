@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from piiblur import __version__
-from piiblur.pipeline import Settings
+from piiblur.pipeline import FileResult, Settings
 from piiblur.runner import BatchResult
 from piiblur.storage import write_atomic
 
 
 def as_json(
-    batch: BatchResult, settings: Settings, input_path: Path, output_dir: Path, dry_run: bool
+    batch: BatchResult, settings: Settings, input_path: Path | str, output_dir: Path | str, dry_run: bool
 ) -> dict[str, Any]:
     return {
         "tool": "pii-blur",
@@ -66,3 +69,71 @@ def summary_line(batch: BatchResult, dry_run: bool) -> str:
     if c["not_images"]:
         parts.append(f"{c['not_images']} non-image files ignored")
     return f"{', '.join(parts)}; {c['faces']} faces and {c['plates']} plates found in {c['seconds']:.1f} s"
+
+
+class Progress:
+    """Images per second, megapixels per second and the time left, counted over the images processed.
+
+    On a terminal a tqdm bar; elsewhere (a cluster job's log) one line every ``every`` seconds.
+    Images skipped as already done count neither in the rate nor in what is left.
+    """
+
+    def __init__(self, total: int, terminal: bool, every: float = 30.0, stream: IO[str] | None = None) -> None:
+        self.total, self.terminal, self.every = total, terminal, every
+        self.stream = stream or sys.stderr
+        self.skipped = self.done = 0
+        self.megapixels = 0.0
+        self.start: float | None = None
+        self.last_line = time.perf_counter()
+        self.bar: Any = None
+        if terminal:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", dynamic_ncols=True, file=self.stream)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream)
+
+    def update(self, result: FileResult) -> None:
+        if result.status == "skipped":
+            self.skipped += 1
+            if self.bar is not None:
+                self.bar.total = self.total - self.skipped
+                self.bar.refresh()
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+            if self.bar is not None:
+                self.bar.reset(total=self.total - self.skipped)
+        self.done += 1
+        self.megapixels += result.width * result.height / 1e6
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.rate_mp():.1f} MP/s", refresh=False)
+            self.bar.update(1)
+        elif now - self.last_line >= self.every:
+            self.last_line = now
+            print(f"pii-blur: {self.status_line()}", file=self.stream)
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def rate_mp(self) -> float:
+        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        return self.megapixels / elapsed if elapsed > 0 else 0.0
+
+    def status_line(self) -> str:
+        left = self.total - self.skipped - self.done
+        rate = self.rate()
+        eta = str(datetime.timedelta(seconds=round(left / rate))) if rate > 0 else "?"
+        skipped = f", {self.skipped} already done" if self.skipped else ""
+        return (f"{self.done}/{self.total - self.skipped} images{skipped}, {rate:.2f} img/s, "
+                f"{self.rate_mp():.1f} MP/s, ETA {eta}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

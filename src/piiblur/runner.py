@@ -2,12 +2,21 @@
 
 Each worker loads the detectors once. Work is handed out a few files at a
 time, so a million-file tree never sits in memory as futures. The output tree
-mirrors the input's folders and names.
+mirrors the input's folders and names. Input and output are local folders or
+URLs (``piiblur.storage``); the work runs in local worker processes (this
+module) or on a Ray cluster (``piiblur.ray_engine``), through the same
+``process_job``.
+
+Worker count and threads are set together: ``workers`` processes (default one
+per core), each with ``cores // workers`` onnxruntime and OpenCV threads, so
+that they do not fight over the cores.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
+import math
 import multiprocessing
 import os
 import signal
@@ -16,10 +25,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from piiblur import storage
 from piiblur.formats import IMAGE_EXTENSIONS
+from piiblur.journal import Journal
 from piiblur.pipeline import Blurrer, FileResult, Settings
-from piiblur.storage import is_up_to_date, sweep_temporaries
+from piiblur.storage import Location, is_url
+
+ENGINES = ("local", "ray")
 
 
 class UsageError(Exception):
@@ -28,9 +42,12 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Job:
-    source: Path
-    target: Path
+    source: Location
+    target: Location
     label: str  # path relative to the input, for messages and the report
+    source_mtime: float | None = None  # from the listing of a URL input
+    target_mtime: float | None = None  # from the listing of a URL output (None: not there)
+    target_listed: bool = False  # the output was listed, so target_mtime None means absent
 
 
 @dataclass
@@ -47,34 +64,84 @@ class BatchResult:
         return [f for f in self.files if f.status == "failed"]
 
 
-def plan(input_path: Path, output_dir: Path) -> tuple[list[Job], int]:
-    """The jobs for ``input_path`` (a file or a folder) and how many non-image files were skipped."""
-    if not input_path.exists():
+def plan(input_path: Location, output_dir: Location) -> tuple[list[Job], int]:
+    """The jobs for ``input_path`` (a file or a folder, local or a URL) and how many non-image files were skipped."""
+    if not storage.exists(input_path):
         raise UsageError(f"input not found: {input_path}")
-    src, out = input_path.resolve(), output_dir.resolve()
-    if input_path.is_dir() and (out == src or src in out.parents):
-        raise UsageError(f"output folder {output_dir} is the input folder or inside it; choose another")
-    if input_path.is_file():
-        if out == src.parent:
+    if not storage.is_dir(input_path):
+        if _same(output_dir, storage.parent(input_path)):
             raise UsageError(f"output folder {output_dir} holds the input file; choose another")
-        return [Job(input_path, output_dir / input_path.name, input_path.name)], 0
+        name = storage.name(input_path)
+        return [Job(input_path, storage.join(output_dir, name), name)], 0
+    if _same(output_dir, input_path) or _inside(output_dir, input_path):
+        raise UsageError(f"output folder {output_dir} is the input folder or inside it; choose another")
+    done: dict[str, float | None] | None = None
+    if is_url(output_dir):  # one listing instead of one request per image
+        done = dict(storage.list_files(output_dir))
     jobs: list[Job] = []
     not_images = 0
-    for path in sorted(_walk(input_path)):
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            rel = path.relative_to(input_path)
-            jobs.append(Job(path, output_dir / rel, rel.as_posix()))
+    for rel, stamp in sorted(storage.list_files(input_path)):
+        if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
+            target = storage.join(output_dir, rel)
+            if done is None:
+                jobs.append(Job(storage.join(input_path, rel), target, rel, stamp))
+            else:
+                jobs.append(Job(storage.join(input_path, rel), target, rel, stamp, done.get(rel), True))
         else:
             not_images += 1
     return jobs, not_images
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+def _same(a: Location, b: Location) -> bool:
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.resolve() == b.resolve()
+    return isinstance(a, str) and isinstance(b, str) and a.rstrip("/") == b.rstrip("/")
+
+
+def _inside(inner: Location, outer: Location) -> bool:
+    if isinstance(inner, Path) and isinstance(outer, Path):
+        return outer.resolve() in inner.resolve().parents
+    return isinstance(inner, str) and isinstance(outer, str) and inner.startswith(outer.rstrip("/") + "/")
+
+
+def is_done(job: Job) -> bool:
+    """True when an earlier run already wrote ``job.target`` and the source has not changed since."""
+    if not job.target_listed and not is_url(job.source):
+        return storage.is_up_to_date(job.source, job.target)
+    target_time = job.target_mtime if job.target_listed else storage.mtime(job.target)
+    if target_time is None:
+        return False
+    source_time = job.source_mtime if job.source_mtime is not None else storage.mtime(job.source)
+    # object stores keep whole seconds: compare at that resolution
+    return source_time is not None and target_time >= math.floor(source_time)
+
+
+def process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> FileResult:
+    """One image, wherever it lies: the one path both engines take."""
+    if isinstance(job.source, Path) and isinstance(job.target, Path):
+        return blurrer.process(job.source, None if dry_run else job.target, job.label)
+    start = time.perf_counter()
+    try:
+        data = storage.read_bytes(job.source)
+    except Exception as exc:  # fsspec backends raise their own errors too
+        return FileResult(job.label, None if dry_run else str(job.target), "failed", f"cannot read: {exc}")
+    read = time.perf_counter() - start
+    result, encoded = blurrer.process_bytes(data, job.label)
+    result.timings = {"read": round(read, 4), **result.timings}
+    if dry_run or result.status == "failed":
+        return result
+    result.output = str(job.target)
+    start = time.perf_counter()
+    try:
+        if encoded is None:
+            storage.copy_atomic(job.source, job.target, data)
+        else:
+            storage.write_atomic(job.target, encoded, job.source)
+        result.written = True
+    except Exception as exc:
+        result.status, result.reason = "failed", f"cannot write: {exc}"
+    result.timings["write"] = round(time.perf_counter() - start, 4)
+    return result
 
 
 # worker side ----------------------------------------------------------------
@@ -85,7 +152,35 @@ def _init_worker(settings: Settings) -> None:
     global _blurrer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     signal.signal(signal.SIGTERM, _raise_exit)
+    set_worker_threads(settings.threads)
     _blurrer = Blurrer(settings)
+
+
+def set_worker_threads(threads: int) -> None:
+    """Give OpenCV (views, blur) the same share of the cores as onnxruntime; keep freed memory for reuse."""
+    if threads > 0:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep large freed blocks instead of unmapping them.
+
+    Each image allocates and frees the same large buffers (views, tiles, activations:
+    onnxruntime's arena is off to bound memory). By default glibc maps every block over
+    32 MB afresh and hands it back on free, so the next image faults every page in
+    again: 1.8 million page faults and 17% of the time in the kernel for an 8000x4000
+    panorama, and two workers faulting at once slow each other down. Kept, the
+    worker's memory stays near its peak for one image (about 1.6 GB) and no higher.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 2**20)  # M_MMAP_THRESHOLD: blocks up to this come from the heap
+        libc.mallopt(-1, 512 * 2**20)  # M_TRIM_THRESHOLD: free heap kept before giving it back
+    except (OSError, AttributeError):  # not glibc: its default behaviour
+        pass
 
 
 def _raise_exit(signum: int, frame: object) -> None:
@@ -94,7 +189,7 @@ def _raise_exit(signum: int, frame: object) -> None:
 
 def _work(job: Job, dry_run: bool) -> FileResult:
     assert _blurrer is not None
-    return _blurrer.process(job.source, None if dry_run else job.target, job.label)
+    return process_job(_blurrer, job, dry_run)
 
 
 # parent side ----------------------------------------------------------------
@@ -105,30 +200,67 @@ def run(
     dry_run: bool = False,
     overwrite: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    journal: Journal | None = None,
 ) -> BatchResult:
+    """Process ``jobs``; images an earlier run finished are skipped.
+
+    With a ``journal`` each result is recorded as it comes, and a skipped image is
+    reported with what the earlier run that wrote its output found.
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     batch = BatchResult()
     start = time.perf_counter()
+    earlier = journal.load() if journal is not None and not dry_run else {}
     todo: list[Job] = []
     for job in jobs:
-        if not overwrite and not dry_run and is_up_to_date(job.source, job.target):
-            result = FileResult(job.label, str(job.target), "skipped", "output exists and is up to date")
+        if not overwrite and not dry_run and is_done(job):
+            result = _skipped(job, earlier.get(job.label))
             batch.files.append(result)
             if on_result:
                 on_result(result)
         else:
             todo.append(job)
-    for root in {j.target.parent for j in todo}:
-        sweep_temporaries(root)
-    workers = max(1, min(workers, len(todo)))
-    if settings.threads == 0:
-        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+    if not dry_run:
+        for root in {storage.parent(j.target) for j in todo}:
+            storage.sweep_temporaries(root)
+    if engine == "local":
+        workers = max(1, min(workers, len(todo)))
+        if settings.threads == 0:
+            settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        results = _results(todo, settings, workers, dry_run)
+    else:
+        from piiblur.ray_engine import ray_results
+
+        results = ray_results(todo, settings, dry_run, ray_address, workers)
     signal.signal(signal.SIGTERM, _raise_exit)
-    for result in _results(todo, settings, workers, dry_run):
-        batch.files.append(result)
-        if on_result:
-            on_result(result)
+    try:
+        for result in results:
+            batch.files.append(result)
+            if journal is not None:
+                journal.add(result)
+            if on_result:
+                on_result(result)
+    finally:
+        if journal is not None:
+            journal.close()
     batch.seconds = time.perf_counter() - start
     return batch
+
+
+def _skipped(job: Job, record: dict[str, Any] | None) -> FileResult:
+    result = FileResult(job.label, str(job.target), "skipped", "output exists and is up to date")
+    if record is not None:  # what the run that wrote it found
+        if record.get("status") in ("blurred", "copied"):
+            result.reason = f"output exists and is up to date ({record['status']} by an earlier run)"
+        elif record.get("status") == "skipped":
+            result.reason = record.get("reason", result.reason)
+        for key in ("width", "height", "orientation", "projection", "detections", "notes"):
+            if key in record:
+                setattr(result, key, record[key])
+    return result
 
 
 def _results(jobs: list[Job], settings: Settings, workers: int, dry_run: bool) -> Iterator[FileResult]:
@@ -164,6 +296,7 @@ def _results(jobs: list[Job], settings: Settings, workers: int, dry_run: bool) -
 def _init_local(settings: Settings) -> None:
     global _blurrer
     if _blurrer is None or _blurrer.settings != settings:
+        set_worker_threads(settings.threads)
         _blurrer = Blurrer(settings)
 
 

@@ -47,6 +47,12 @@ class OnnxRuntimeOptions:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present]
 
+    def providers_with_options(self) -> list[str | tuple[str, dict[str, str]]]:
+        """``providers()`` as a session takes them. On CUDA, cuDNN picks convolution algorithms by
+        heuristic: tiles and views come in many sizes, and its default benchmarks each new shape."""
+        return [(p, {"cudnn_conv_algo_search": "HEURISTIC"}) if p == "CUDAExecutionProvider" else p
+                for p in self.providers()]
+
 
     def model_file(self, stem: str) -> str:
         """The shipped model for ``stem``: 8-bit weights on the CPU (about twice as fast), float on a GPU."""
@@ -70,7 +76,7 @@ def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.enable_cpu_mem_arena = False  # give tile activations back after each run: bounded memory per worker
-    return ort.InferenceSession(model_path(filename), so, providers=options.providers())
+    return ort.InferenceSession(model_path(filename), so, providers=options.providers_with_options())
 
 
 def pad_to_multiple(rgb: np.ndarray, multiple: int, value: int = 0) -> np.ndarray:

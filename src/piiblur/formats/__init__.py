@@ -98,7 +98,11 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
-    data = Path(path).read_bytes()
+    return read_image_bytes(Path(path).read_bytes(), Path(path), max_pixels)
+
+
+def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
+    """``read_image`` for bytes already in memory (from object storage); ``path`` names them in messages."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():

@@ -1,0 +1,116 @@
+"""The Ray engine: the same jobs on a Ray cluster, by actors that hold the models.
+
+``pii-blur --engine ray [--ray-address ADDRESS] INPUT OUTPUT_DIR``. Ray is an
+optional extra (``pip install 'pii-blur[ray]'``) and is imported only here.
+
+One actor per CPU of the cluster (or ``--jobs N`` actors), each loading the
+detectors once and running ``runner.process_job`` on the jobs it is handed,
+one at a time: an actor that finishes gets the next job (a round trip of a
+few milliseconds against seconds per image), so a long panorama never holds
+another job back while other actors sit idle. Where the cluster has
+GPUs, two actors share each GPU (``num_gpus=0.5``: one decodes or encodes
+while the other's detection runs) and detection runs on CUDA. Every node
+must have pii-blur installed (the same version), and must reach INPUT and
+OUTPUT_DIR: an object store URL, or a folder shared by all nodes. The
+driver's ``AWS_*`` and ``FSSPEC_*`` variables are handed to the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from piiblur.pipeline import Blurrer, FileResult, Settings
+from piiblur.runner import Job, UsageError, process_job, set_worker_threads
+
+IN_FLIGHT_PER_ACTOR = 1
+FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "PIIBLUR_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the Ray engine needs Ray: pip install 'pii-blur[ray]'") from None
+    return ray
+
+
+class BlurActor:
+    """Lives in a Ray worker process: the models, loaded once."""
+
+    def __init__(self, settings: Settings) -> None:
+        set_worker_threads(settings.threads)
+        self.blurrer = Blurrer(settings)
+
+    def process(self, job: Job, dry_run: bool) -> FileResult:
+        return process_job(self.blurrer, job, dry_run)
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def ray_results(
+    jobs: list[Job], settings: Settings, dry_run: bool, address: str | None, actors: int = 0
+) -> Iterator[FileResult]:
+    """Results as they finish, in any order. Starts a local Ray when there is none and no address."""
+    if not jobs:
+        return
+    ray = _ray()
+    started = False
+    if not ray.is_initialized():
+        joining = address or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, runtime_env={"env_vars": forwarded_env()}, log_to_driver=False,
+                 **({} if joining else {"include_dashboard": False}))
+        started = True
+    try:
+        yield from _run_on_cluster(ray, jobs, settings, dry_run, actors)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool, actors: int) -> Iterator[FileResult]:
+    resources = ray.cluster_resources()
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    if gpus and settings.device != "cpu":
+        count = actors or 2 * gpus
+        threads = settings.threads or max(1, cpus // count)
+        options: dict[str, Any] = {"num_cpus": 1, "num_gpus": 0.5}
+    else:
+        count = actors or cpus
+        threads = settings.threads or max(1, cpus // count)
+        options = {"num_cpus": min(threads, cpus)}
+    count = max(1, min(count, len(jobs)))
+    settings = replace(settings, threads=threads)
+    remote = ray.remote(max_restarts=2, max_task_retries=1, **options)(BlurActor)
+    pool = [remote.remote(settings) for _ in range(count)]
+    queue = iter(jobs)
+    in_flight: dict[Any, tuple[Any, Job]] = {}
+
+    def submit(actor: Any) -> None:
+        job = next(queue, None)
+        if job is not None:
+            in_flight[actor.process.remote(job, dry_run)] = (actor, job)
+
+    for _ in range(IN_FLIGHT_PER_ACTOR):
+        for actor in pool:  # round robin: the first jobs go to different actors
+            submit(actor)
+    try:
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, job = in_flight.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as exc:  # the actor died (out of memory, a crashed node) or raised
+                result = FileResult(job.label, None, "failed", f"worker failed: {type(exc).__name__}: {exc}")
+            yield result
+            submit(actor)
+    finally:
+        for ref in in_flight:
+            ray.cancel(ref)
+        for actor in pool:
+            ray.kill(actor)
