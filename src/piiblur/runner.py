@@ -172,13 +172,15 @@ def _keep_freed_memory() -> None:
     onnxruntime's arena is off to bound memory). By default glibc maps every block over
     32 MB afresh and hands it back on free, so the next image faults every page in
     again: 1.8 million page faults and 17% of the time in the kernel for an 8000x4000
-    panorama, and two workers faulting at once slow each other down. Kept, the
-    worker's memory stays near its peak for one image (about 1.6 GB) and no higher.
+    panorama, and two workers faulting at once slow each other down. With blocks up to
+    32 MB (a view, a tile's input, most activations) kept on the heap and up to 64 MB of
+    free heap kept, the faults go and the worker's peak stays about 1.3-1.4 GB for an
+    8000x4000 panorama (benchmarks/speed.py); keeping more bought no speed, only memory.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 * 2**20)  # M_MMAP_THRESHOLD: blocks up to this come from the heap
-        libc.mallopt(-1, 512 * 2**20)  # M_TRIM_THRESHOLD: free heap kept before giving it back
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks up to this come from the heap
+        libc.mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD: free heap kept before giving it back
     except (OSError, AttributeError):  # not glibc: its default behaviour
         pass
 

@@ -198,28 +198,32 @@ def render(pixels: np.ndarray, geo: Equirect, view: View, interpolation: int = c
 
 def _view_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
     """Panorama pixel coordinates of every view pixel (x continuous across the seam)."""
-    coarse_x, coarse_y, step = _coarse_maps(geo, view)
+    coarse_x, coarse_y, step = _ring_maps(geo, view.pitch, view.width, view.height, view.focal, view.roll)
+    shift = np.float32(view.yaw / 360.0 * geo.full_width)  # every view of a ring is the same map, turned
     if step == 1:
-        return coarse_x[: view.height, : view.width], coarse_y[: view.height, : view.width]
+        return coarse_x[: view.height, : view.width] + shift, coarse_y[: view.height, : view.width]
     u = (np.arange(view.width, dtype=np.float32) / step)[None, :].repeat(view.height, 0)
     v = (np.arange(view.height, dtype=np.float32) / step)[:, None].repeat(view.width, 1)
     x = cv2.remap(coarse_x, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     y = cv2.remap(coarse_y, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return x, y
+    return x + shift, y
 
 
-@functools.lru_cache(maxsize=64)
-def _coarse_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray, int]:
-    """The maps on a coarse grid; at full resolution where the view holds a pole (yaw is singular there)."""
+@functools.lru_cache(maxsize=32)
+def _ring_maps(geo: Equirect, pitch: float, width: int, height: int, focal: float,
+               roll: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The maps of a view at yaw 0, on a coarse grid, or at full resolution where the view holds a
+    pole (yaw is singular there and cannot be interpolated)."""
+    view = View(0.0, pitch, width, height, focal, roll)
     pu, pv, front = view.project(np.array([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
     margin = 2 * MAP_STEP
     near = front & (pu > -margin) & (pu < view.width + margin) & (pv > -margin) & (pv < view.height + margin)
     step = 1 if near.any() else MAP_STEP
     u, v = np.meshgrid(np.arange(0, view.width + step, step) + 0.5, np.arange(0, view.height + step, step) + 0.5)
     x, y = geo.to_pixels(*angles(view.rays(u, v)))
-    if step > 1:  # continuous across the seam, centred on the view
-        cx = geo.to_pixels(np.array(view.yaw), np.array(view.pitch))[0]
-        x = cx + (x - cx + geo.full_width / 2) % geo.full_width - geo.full_width / 2
+    centre = geo.to_pixels(np.array(0.0), np.array(0.0))[0]
+    # continuous across the seam, centred on the view (the pole views wrap in remap anyway)
+    x = centre + (x - centre + geo.full_width / 2) % geo.full_width - geo.full_width / 2
     return (x - 0.5).astype(np.float32), (y - 0.5).astype(np.float32), step
 
 
