@@ -43,7 +43,7 @@ from piiblur import sphere
 from piiblur import synthetic as syn
 from piiblur.detections import Detections
 from piiblur.formats import read_image
-from piiblur.pipeline import Blurrer, Settings
+from piiblur.pipeline import DEFAULT_THRESHOLDS, Blurrer, Settings
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 BACKGROUND = "pano360/images/pannellum_examplepano.jpg"
@@ -375,11 +375,14 @@ def main() -> int:
     parser.add_argument("--faces-per-slot", type=int, default=PER_SLOT["face"],
                         help=f"faces per pitch band, sign and panorama (default {PER_SLOT['face']})")
     parser.add_argument("--misses", action="store_true", help="list every object missed, per method")
+    parser.add_argument("--face-threshold", type=float, default=DEFAULT_THRESHOLDS["face"])
+    parser.add_argument("--plate-threshold", type=float, default=DEFAULT_THRESHOLDS["plate"])
     args = parser.parse_args()
     if not (args.data / "pano360" / "images").is_dir():
         print(f"no evaluation data under {args.data}: nothing to measure")
         return 0
-    base = Settings(threads=args.threads, precision=args.precision)
+    thresholds = {"face": args.face_threshold, "plate": args.plate_threshold}
+    base = Settings(threads=args.threads, precision=args.precision, thresholds=thresholds)
     if not args.no_synthetic:
         synthetic(args, base)
     if args.real:
