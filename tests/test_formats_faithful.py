@@ -295,3 +295,36 @@ def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="pixel limit"):
         read_image(path, max_pixels=10_000)
     assert read_image(path).size == (400, 300)
+
+
+def test_a_segment_after_the_frame_header_stays_after_it(tmp_path):
+    """A duplicate ICC chunk after SOF (as in Pillow's icc-after-SOF.jpg) stays after it: moved before SOF, it
+    would make two chunks "1 of 1" and readers would drop the profile."""
+    import io as _io
+
+    from PIL import Image as _Image
+
+    from piiblur.formats import encode_image as _encode
+    from piiblur.formats import read_image as _read
+    from piiblur.formats.jpeg import header_segments
+
+    buf = _io.BytesIO()
+    _Image.new("L", (32, 32), 128).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    segments, _ = header_segments(data)
+    payload = b"ICC_PROFILE\x00\x01\x01profile"
+    icc = b"\xff\xe2" + (len(payload) + 2).to_bytes(2, "big") + payload
+    sof = next(seg for marker, seg in segments if marker == 0xC0)
+    sof_end = data.index(sof) + len(sof)
+    path = tmp_path / "late_icc.jpg"
+    app0_end = 2 + len(segments[0][1])
+    path.write_bytes(data[:app0_end] + icc + data[app0_end:sof_end] + icc + data[sof_end:])
+    source = _read(path)
+    assert source.image.info.get("icc_profile") == b"profile"
+    pixels = source.pixels.copy()
+    pixels[8:16, 8:16] = 0
+    out = _encode(source, pixels).data
+    markers = [marker for marker, _ in header_segments(out)[0]]
+    assert markers.count(0xE2) == 2 and markers.index(0xE2) < markers.index(0xC0) < len(markers) - 1 - markers[
+        ::-1].index(0xE2)
+    assert _Image.open(_io.BytesIO(out)).info.get("icc_profile") == b"profile"

@@ -319,6 +319,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     new_segments, new_sos = header_segments(fresh)
     encoder_adobe = [seg for marker, seg in new_segments if _is_adobe(marker, seg)]
     kept: list[bytes] = []
+    late: list[bytes] = []  # segments the input has after its frame header (SOF) stay after it
+    after_sof = False
     old_segments = _strip_xmp_images(header_segments(source.data)[0], notes)
     had_mpf = False
     rgb = picture.convert("RGB")
@@ -328,6 +330,7 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     if drop_fpxr:
         notes.append("FlashPix (FPXR) segments holding a preview image removed")
     for marker, segment in old_segments:
+        after_sof = after_sof or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC))
         if not _is_app_or_com(marker) or (drop_fpxr and segment in fpxr):
             continue
         if marker == 0xE2 and _payload(segment).startswith(b"MPF\x00"):
@@ -347,11 +350,11 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
             payload, preview_notes = redraw_previews(_payload(segment), rgb)
             notes.extend(preview_notes)
             segment = _with_payload(marker, payload)
-        kept.append(segment)
+        (late if after_sof else kept).append(segment)
     kept.extend(encoder_adobe)  # CMYK output without an Adobe segment in the input
 
     others = [seg for marker, seg in new_segments if not _is_app_or_com(marker)]
-    data = b"\xff\xd8" + b"".join(kept) + b"".join(others) + fresh[new_sos:]
+    data = b"\xff\xd8" + b"".join(kept) + b"".join(others) + b"".join(late) + fresh[new_sos:]
 
     if had_mpf:
         frames = getattr(source.image, "n_frames", 1)
