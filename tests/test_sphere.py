@@ -288,3 +288,20 @@ def test_a_flat_photo_stays_planar(blurrer, portrait: np.ndarray, tmp_path):
     assert result.status == "blurred" and result.count("face") >= 1
     assert all("sphere" not in d for d in result.detections)
     assert result.detections == blurrer.detect(photo, None).to_records()  # what the planar path finds
+
+
+def test_a_doubtful_find_is_kept_only_when_a_closer_look_confirms_it(blurrer, portrait: np.ndarray):
+    """Views are searched below the face threshold; a find under it survives only if a zoomed view agrees."""
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    pano = np.full((geo.height, geo.width, 3), 128, np.uint8)
+    x1, y1, x2, y2 = FACE_BOX
+    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), 0.4 * (x2 - x1), 0.4 * (y2 - y1))
+    syn.place(pano, geo, crop, -40.0, 5.0, 40)
+    face = _centred(geo, -40.0, 5.0, 40)
+    nothing = _centred(geo, 120.0, -10.0, 40)  # flat grey: no face there
+    doubtful = Detections(np.concatenate([face.xyxy, nothing.xyxy]), [0.22, 0.22], [0, 0],
+                          np.concatenate([face.places, nothing.places]), (*face.outlines, *nothing.outlines))
+    kept = sphere.confirm(pano, geo, doubtful, blurrer.detectors, {"face": 0.3})
+    assert len(kept) == 1 and float(kept.places[0, 0]) == pytest.approx(-40.0, abs=1)
+    sure = Detections(doubtful.xyxy, [0.9, 0.9], [0, 0], doubtful.places, doubtful.outlines)
+    assert len(sphere.confirm(pano, geo, sure, blurrer.detectors, {"face": 0.3})) == 2  # sure finds stay

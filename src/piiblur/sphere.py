@@ -313,6 +313,44 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     return deduplicate_on_sphere(Detections.merge(found))
 
 
+CONFIRM_ZOOM = 2.0  # a doubtful face is looked at again at twice the panorama's density
+CONFIRM_CONTEXT = 5.0  # in a view this many times its size
+
+
+def confirm(rgb: np.ndarray, geo: Equirect, dets: Detections, detectors: list[Detector],
+            sure: dict[str, float]) -> Detections:
+    """Keep a detection scored under its class's ``sure`` threshold only if a second, closer look agrees.
+
+    The views are searched with a lower threshold so that faces of a few pixels are not lost; each
+    such doubtful find is rendered again, centred, at twice the density, and kept when the detector
+    finds the same object there with a score of ``sure`` or more. Texture that merely resembles a
+    face at a few pixels rarely survives the closer look.
+    """
+    if not len(dets) or dets.places is None:
+        return dets
+    by_class = {d.class_name: d for d in detectors}
+    keep = np.ones(len(dets), bool)
+    for i, (place, cid, score) in enumerate(zip(dets.places, dets.class_ids, dets.scores, strict=True)):
+        name = CLASSES[cid]
+        if name not in sure or score >= sure[name] or name not in by_class:
+            continue
+        yaw, pitch, ang_w, ang_h = (float(v) for v in place)
+        fov = float(np.clip(CONFIRM_CONTEXT * max(ang_w, ang_h), 3.0, 90.0))
+        focal = geo.focal * CONFIRM_ZOOM
+        size = 2 * focal * math.tan(math.radians(fov) / 2)
+        if size > 640:  # large enough already: no zoom needed, keep the view small
+            focal *= 640 / size
+        view = view_of(yaw, pitch, fov, focal)
+        found = by_class[name].detect(render(rgb, geo, view), sure[name])
+        half_w = focal * math.tan(math.radians(ang_w) / 2)
+        half_h = focal * math.tan(math.radians(ang_h) / 2)
+        cx, cy = view.width / 2, view.height / 2
+        near = (np.abs((found.xyxy[:, 0] + found.xyxy[:, 2]) / 2 - cx) < max(half_w, 2.0)) & (
+            np.abs((found.xyxy[:, 1] + found.xyxy[:, 3]) / 2 - cy) < max(half_h, 2.0))
+        keep[i] = bool(near.any())
+    return dets[keep]
+
+
 def to_sphere(dets: Detections, view: View, geo: Equirect) -> Detections:
     """Boxes in a view as outlines and places on the panorama."""
     outlines, places, boxes = [], [], []
