@@ -22,7 +22,6 @@ from piiblur.formats import (
     ImageError,
     SourceImage,
     encode_image,
-    read_image,
     read_image_bytes,
 )
 from piiblur.orientation import upright_to_stored
@@ -108,43 +107,28 @@ class Blurrer:
 
         With ``target`` None nothing is written (a dry run).
         """
-        result = FileResult(label or str(source), str(target) if target else None, "failed")
+        name = label or str(source)
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            return FileResult(name, str(target) if target else None, "failed", f"{exc.strerror or exc}")
+        result, encoded = self.process_bytes(data, name, source)
+        result.output = str(target) if target else None
+        if target is None or result.status == "failed":
+            return result
         clock = _Clock(result.timings)
         try:
-            image = read_image(source, self.settings.max_pixels)
-            clock.lap("decode")
-            result.width, result.height = image.size
-            result.orientation = image.orientation
-            geo = self.geometry(image)
-            result.projection = "equirectangular" if geo is not None else "planar"
-            found = self.detect(image.upright_rgb(), geo)
-            clock.lap("detect")
-            result.detections = found.to_records()
-            if not len(found):
-                result.status = "copied"
-                if target is not None:
-                    copy_atomic(source, target)
-                    result.written = True
-                    clock.lap("write")
-                return result
-            stored = upright_to_stored(found, image.orientation, image.size)
-            pixels = self.blur(image.pixels, stored, geo)
-            clock.lap("blur")
-            encoded = encode_image(image, pixels)
-            clock.lap("encode")
-            result.notes = encoded.notes
-            result.status = "blurred"
-            if target is not None:
-                write_atomic(target, encoded.data)
-                result.written = True
-                clock.lap("write")
-        except ImageError as exc:
-            result.status, result.reason = "failed", str(exc)
+            if encoded is None:
+                copy_atomic(source, target)  # nothing found: the very same file, modification time too
+            else:
+                write_atomic(target, encoded)
+            result.written = True
+            clock.lap("write")
         except OSError as exc:
-            result.status, result.reason = "failed", f"{exc.strerror or exc}"
+            result.status, result.reason = "failed", f"cannot write {target}: {exc.strerror or exc}"
         return result
 
-    def process_bytes(self, data: bytes, label: str) -> tuple[FileResult, bytes | None]:
+    def process_bytes(self, data: bytes, label: str, path: Path | None = None) -> tuple[FileResult, bytes | None]:
         """``process`` without a filesystem: an image file's bytes in, the blurred file's bytes out.
 
         For images kept in object storage and for the Ray engine. The bytes returned are
@@ -155,7 +139,7 @@ class Blurrer:
         result = FileResult(label, None, "failed")
         clock = _Clock(result.timings)
         try:
-            image = read_image_bytes(data, Path(label), self.settings.max_pixels)
+            image = read_image_bytes(data, path or Path(label), self.settings.max_pixels)
             clock.lap("decode")
             result.width, result.height = image.size
             result.orientation = image.orientation
@@ -177,6 +161,8 @@ class Blurrer:
             return result, encoded.data
         except ImageError as exc:
             result.status, result.reason = "failed", str(exc)
+        except OSError as exc:
+            result.status, result.reason = "failed", f"{exc.strerror or exc}"
         return result, None
 
 
