@@ -49,21 +49,24 @@ class SourceImage:
     path: Path
     data: bytes  # the file's bytes as read; never modified
     format: str  # Pillow format name: JPEG, MPO, PNG, TIFF, WEBP, ...
-    image: Image.Image  # first frame, fully decoded, stored pixel grid
+    image: Image.Image  # first frame, fully decoded (stored pixel grid, unless ``image_upright``)
     pixels: np.ndarray  # native pixels of ``mode`` in the stored grid: (H, W) or (H, W, C)
     mode: str
     orientation: int = 1  # EXIF orientation, 1 to 8
+    image_upright: bool = False  # the decoder already turned ``image`` upright (Pillow does, for TIFF)
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.size
+        """(width, height) of the stored pixel grid."""
+        return self.pixels.shape[1], self.pixels.shape[0]
 
     def upright_rgb(self) -> np.ndarray:
         """The picture as a person sees it: EXIF orientation applied, 8-bit RGB."""
         if self.orientation == 1 and self.mode == "RGB" and self.pixels.dtype == np.uint8:
             return self.pixels  # already upright RGB: no second full-size copy
-        return np.asarray(_to_rgb8(self.image).transpose(_TRANSPOSE[self.orientation]) if self.orientation != 1
-                          else _to_rgb8(self.image))
+        if self.orientation == 1 or self.image_upright:
+            return np.asarray(_to_rgb8(self.image))
+        return np.asarray(_to_rgb8(self.image).transpose(_TRANSPOSE[self.orientation]))
 
 
 @dataclass
@@ -119,9 +122,12 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
     orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
     if orientation not in _TRANSPOSE:
         orientation = 1
+    turned = _orientation_applied_by_decoder(fmt, image, data)
+    if turned:  # keep the stored layout: undo the decoder's turn for the pixels we write back
+        orientation = turned
     mode = image.mode
     deep = _deep_colour(fmt, image, data)
-    if deep is not None:  # 16-bit RGB(A): Pillow gives 8 bits, OpenCV keeps all 16
+    if deep is not None and not turned:  # 16-bit RGB(A): Pillow gives 8 bits, OpenCV keeps all 16
         return SourceImage(Path(path), data, fmt, image, deep, mode, orientation)
     if mode not in _NATIVE_MODES:  # palette, bilevel, YCbCr, LAB ...: work in RGB(A)
         has_alpha = image.mode in ("PA", "RGBa", "La") or "transparency" in image.info
@@ -129,7 +135,26 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
         work = image.convert(mode)
     else:
         work = image
+    if turned:
+        return SourceImage(Path(path), data, fmt, image, np.asarray(work.transpose(_UNDO[turned])).copy(), mode,
+                           orientation, image_upright=True)
     return SourceImage(Path(path), data, fmt, image, np.asarray(work).copy(), mode, orientation)
+
+
+# PIL transpose that turns an upright picture back into the stored grid, per orientation
+_UNDO = {**_TRANSPOSE, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def _orientation_applied_by_decoder(fmt: str, image: Image.Image, data: bytes) -> int:
+    """The orientation (2-8) that the decoder applied to the pixels and dropped from the tags, else 0.
+
+    Pillow turns an oriented TIFF upright while loading it and removes tag 274.
+    """
+    if fmt != "TIFF" or _ORIENTATION_TAG in getattr(image, "tag_v2", {}):
+        return 0
+    with Image.open(io.BytesIO(data)) as unloaded:
+        stored = int(unloaded.tag_v2.get(_ORIENTATION_TAG, 1) or 1)
+    return stored if stored in _TRANSPOSE and stored != 1 else 0
 
 
 def is_deep_colour(fmt: str, image: Image.Image) -> bool:

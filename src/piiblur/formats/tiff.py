@@ -39,10 +39,9 @@ def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageF
     with Image.open(io.BytesIO(source.data)) as unloaded:  # tags as in the file, before decoding
         stored = unloaded.tag_v2.get(ORIENTATION)
     if ORIENTATION not in original and stored is not None:
-        # Pillow turns such TIFFs upright while loading and drops the tag: the pixels written are upright
-        if stored != 1:
-            notes.append(f"orientation {stored} applied to the pixels by the decoder; written upright")
-        tags[ORIENTATION] = 1
+        # Pillow turns such TIFFs upright while loading and drops the tag; read_image turned the pixels
+        # back to the stored layout, so the tag is written as it was
+        tags[ORIENTATION] = source.orientation if source.image_upright else 1
     for tag in original:
         if tag in _LAYOUT_TAGS:
             continue
