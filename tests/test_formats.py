@@ -7,6 +7,7 @@ The "blur" is a black top-left quarter, which is easy to find again in pixels an
 from __future__ import annotations
 
 import io
+import shutil
 import struct
 from pathlib import Path
 
@@ -192,8 +193,9 @@ def test_jpeg_keeps_metadata_byte_for_byte_and_redraws_thumbnail(tmp_path: Path,
     assert [float(v) for v in exif.get_ifd(0x8825)[2]] == [52.0, 31.0, 12.34]
 
 
-def test_jpeg_progressive_with_restarts_comes_back_baseline_losslessly(tmp_path: Path) -> None:
-    # jpeglib writes sequential JPEG without restart markers: the coefficients win over the scan layout
+def test_jpeg_progressive_with_restarts_comes_back_baseline_losslessly(tmp_path: Path, monkeypatch) -> None:
+    # without jpegtran, jpeglib writes sequential JPEG without restart markers: the coefficients win
+    monkeypatch.setattr("piiblur.formats.jpeg.shutil.which", lambda name: None)
     data = jpeg_bytes(scene(), quality=70, subsampling=0, progressive=True, restart_marker_blocks=5)
     source = load(tmp_path, "prog.jpg", data)
     encoded = encode_image(source, blacken(source))
@@ -203,6 +205,24 @@ def test_jpeg_progressive_with_restarts_comes_back_baseline_losslessly(tmp_path:
     assert any("progressive input written as baseline" in n for n in encoded.notes)
     assert any("restart interval dropped" in n for n in encoded.notes)
     assert quarters(out)[0] < 10
+
+
+@pytest.mark.skipif(shutil.which("jpegtran") is None, reason="jpegtran (libjpeg-turbo-progs) is not installed")
+def test_jpeg_progressive_with_restarts_stays_progressive_with_jpegtran(tmp_path: Path) -> None:
+    import jpeglib
+
+    data = jpeg_bytes(scene(), quality=70, subsampling=0, progressive=True, restart_marker_blocks=5)
+    source = load(tmp_path, "prog.jpg", data)
+    encoded = encode_image(source, blacken(source))
+    out = Image.open(io.BytesIO(encoded.data))
+    assert out.info.get("progressive") and out.quantization == source.image.quantization
+    assert b"\xff\xdd\x00\x04\x00\x05" in encoded.data  # DRI: a restart every 5 MCUs, as the input
+    assert any("progressive scans and restart interval as the input's" in n for n in encoded.notes)
+    (tmp_path / "out.jpg").write_bytes(encoded.data)
+    before, after = jpeglib.read_dct(str(tmp_path / "prog.jpg")), jpeglib.read_dct(str(tmp_path / "out.jpg"))
+    rows = before.Y.shape[0]
+    assert np.array_equal(before.Y[rows // 2 + 1 :], after.Y[rows // 2 + 1 :])  # the untouched lower part
+    assert not np.array_equal(before.Y, after.Y)
 
 
 def test_greyscale_jpeg_round_trip(tmp_path: Path) -> None:

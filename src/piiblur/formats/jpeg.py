@@ -21,7 +21,9 @@ image are removed.
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -250,11 +252,37 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
     share = 100.0 * mcus.sum() / mcus.size
     notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
              f"every other DCT coefficient kept exactly"]
-    if original.progressive_mode:
-        notes.append("progressive input written as baseline (jpeglib writes sequential JPEG only)")
-    if _restart_interval(source.data):
-        notes.append("restart interval dropped (jpeglib does not write restart markers)")
+    progressive, restart = bool(original.progressive_mode), _restart_interval(source.data)
+    if progressive or restart:
+        rewritten = _rewrite_losslessly(data, progressive, restart)
+        if rewritten is not None:
+            data = rewritten
+            notes.append("progressive scans and restart interval as the input's (jpegtran, lossless)")
+        else:
+            if progressive:
+                notes.append("progressive input written as baseline (jpeglib writes sequential JPEG only; "
+                             "install jpegtran to keep it progressive)")
+            if restart:
+                notes.append("restart interval dropped (jpeglib does not write restart markers)")
     return data, notes
+
+
+def _rewrite_losslessly(data: bytes, progressive: bool, restart: int) -> bytes | None:
+    """The same coefficients as a progressive stream and/or with restart markers, through libjpeg-turbo's
+    ``jpegtran`` when it is installed (a lossless transcoding); None without it or when it fails."""
+    jpegtran = shutil.which("jpegtran")
+    if jpegtran is None:
+        return None
+    command = [jpegtran, "-copy", "none", "-optimize"]
+    if progressive:
+        command.append("-progressive")
+    if restart:
+        command += ["-restart", f"{restart}B"]
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, timeout=120, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.stdout.startswith(b"\xff\xd8") else None
 
 
 def _restart_interval(data: bytes) -> int:
