@@ -79,7 +79,7 @@ def region_for(box: np.ndarray, cid: int, shape: tuple[int, int], strength: floa
         axes = (round((ax + grow) * scale), round((ay + grow) * scale))
         cv2.ellipse(hard, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA, _SUBPIXEL)
     soft = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), feather / 2.5)
-    alpha = np.clip(soft * 2.0 - 0.0, 0.0, 1.0)
+    alpha = np.clip(soft * 2.0, 0.0, 1.0)
     alpha[alpha < 1.0 / 512] = 0.0
     sigma = max(MIN_SIGMA, strength * SIGMA_PER_SIZE * short)
     return Region(x0, y0, alpha, sigma)

@@ -9,8 +9,23 @@ flips and quarter turns, so a box stays a box.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from piiblur.detections import Detections
+
+# the Pillow transpose that turns the stored grid upright, per orientation (what a viewer does)
+TO_UPRIGHT: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# and its inverse: the two quarter turns swap, every other transpose undoes itself
+TO_STORED = {**TO_UPRIGHT, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
 
 def _stored_to_upright(orientation: int, width: int, height: int) -> np.ndarray:

@@ -472,7 +472,7 @@ def _reproject(view: View, geo: Equirect, cols: np.ndarray, rows: np.ndarray, im
     return cv2.remap(image, u, v, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _each_region(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float) -> Iterable[tuple]:
+def _each_region(dets: Detections, geo: Equirect, strength: float) -> Iterable[tuple]:
     if not len(dets):
         return
     assert dets.places is not None and dets.outlines is not None
@@ -495,7 +495,7 @@ def blur(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float = 
     """Blur every detection on the sphere; pixels outside every mask are left as they are."""
     out = pixels.copy()
     top = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else None
-    for view, sigma, alpha, (cols, rows) in _each_region(out, dets, geo, strength):
+    for view, sigma, alpha, (cols, rows) in _each_region(dets, geo, strength):
         blurred = planar_blur.gaussian(render(out, geo, view), sigma)
         a = _reproject(view, geo, cols, rows, alpha, cv2.INTER_LINEAR)
         if not (a > 0).any():
@@ -515,7 +515,7 @@ def blur(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float = 
 def protected(dets: Detections, geo: Equirect, strength: float = 1.0) -> np.ndarray:
     """Boolean mask of the panorama pixels that ``blur`` hides (alpha of one half or more)."""
     mask = np.zeros((geo.height, geo.width), bool)
-    for view, _sigma, alpha, (cols, rows) in _each_region(mask, dets, geo, strength):
+    for view, _sigma, alpha, (cols, rows) in _each_region(dets, geo, strength):
         a = _reproject(view, geo, cols, rows, alpha, cv2.INTER_LINEAR)
         cidx = np.mod(cols, geo.width) if geo.wraps else cols
         mask[np.ix_(rows, cidx)] |= a >= 0.5

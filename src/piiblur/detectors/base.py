@@ -86,3 +86,20 @@ def pad_to_multiple(rgb: np.ndarray, multiple: int, value: int = 0) -> np.ndarra
     if ph or pw:
         rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), constant_values=value)
     return rgb
+
+
+class OnnxDetector:
+    """What the detectors that run one shipped ONNX model share: the session, loaded once, and the
+    net's input blob (NCHW float32, padded to the stride). A subclass names ``model`` and decodes."""
+
+    model: ClassVar[str]  # file stem under models/, e.g. "centerface"
+    stride: ClassVar[int] = 32
+
+    def __init__(self, options: OnnxRuntimeOptions) -> None:
+        self.session = make_session(self.model, options)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, rgb: np.ndarray, pad_value: int = 0, scale: float = 1.0) -> list[np.ndarray]:
+        blob = pad_to_multiple(rgb, self.stride, pad_value).transpose(2, 0, 1)[None].astype(np.float32)
+        return self.session.run(None, {self.input_name: blob * scale if scale != 1.0 else blob})
+

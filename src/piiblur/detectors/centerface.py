@@ -11,24 +11,20 @@ from typing import ClassVar
 import numpy as np
 
 from piiblur.detections import Detections
-from piiblur.detectors.base import OnnxRuntimeOptions, make_session, pad_to_multiple, register
+from piiblur.detectors.base import OnnxDetector, register
 
 
 @register
-class CenterFace:
+class CenterFace(OnnxDetector):
+    model: ClassVar[str] = "centerface"
     name: ClassVar[str] = "centerface"
     class_name: ClassVar[str] = "face"
     tile: ClassVar[int] = 1536
     default_threshold: ClassVar[float] = 0.3
 
-    def __init__(self, options: OnnxRuntimeOptions) -> None:
-        self.session = make_session("centerface", options)
-        self.input_name = self.session.get_inputs()[0].name
-
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         h, w = rgb.shape[:2]
-        blob = pad_to_multiple(rgb, 32).transpose(2, 0, 1)[None].astype(np.float32)
-        heatmap, scale, offset, _landmarks = self.session.run(None, {self.input_name: blob})
+        heatmap, scale, offset, _landmarks = self.run(rgb)
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if rows.size == 0:
             return Detections.empty()

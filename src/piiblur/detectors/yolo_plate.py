@@ -11,24 +11,20 @@ from typing import ClassVar
 import numpy as np
 
 from piiblur.detections import Detections
-from piiblur.detectors.base import OnnxRuntimeOptions, make_session, pad_to_multiple, register
+from piiblur.detectors.base import OnnxDetector, register
 
 
 @register
-class YoloPlate:
+class YoloPlate(OnnxDetector):
+    model: ClassVar[str] = "plate_yolov8n"
     name: ClassVar[str] = "yolov8n-plate"
     class_name: ClassVar[str] = "plate"
     tile: ClassVar[int] = 1536
     default_threshold: ClassVar[float] = 0.25
 
-    def __init__(self, options: OnnxRuntimeOptions) -> None:
-        self.session = make_session("plate_yolov8n", options)
-        self.input_name = self.session.get_inputs()[0].name
-
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         h, w = rgb.shape[:2]
-        blob = pad_to_multiple(rgb, 32, value=114).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        (out,) = self.session.run(None, {self.input_name: blob})
+        (out,) = self.run(rgb, pad_value=114, scale=1 / 255.0)
         pred = out[0]
         keep = pred[4] > threshold
         if not keep.any():

@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from piiblur.orientation import TO_STORED, TO_UPRIGHT
+
 try:  # HEIC/HEIF through libheif; without pillow-heif such files fail as unrecognised
     from pillow_heif import register_heif_opener
 
@@ -66,7 +68,7 @@ class SourceImage:
             return self.pixels  # already upright RGB: no second full-size copy
         if self.orientation == 1 or self.image_upright:
             return np.asarray(_to_rgb8(self.image))
-        return np.asarray(_to_rgb8(self.image).transpose(_TRANSPOSE[self.orientation]))
+        return np.asarray(_to_rgb8(self.image).transpose(TO_UPRIGHT[self.orientation]))
 
 
 @dataclass
@@ -77,17 +79,6 @@ class Encoded:
 
 Encoder = Callable[[SourceImage, np.ndarray], Encoded]
 
-# PIL transpose that turns the stored grid upright, per EXIF orientation
-_TRANSPOSE: dict[int, Image.Transpose | None] = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
@@ -120,7 +111,7 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode: {exc}") from None
     orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
-    if orientation not in _TRANSPOSE:
+    if orientation not in TO_UPRIGHT:
         orientation = 1
     turned = _orientation_applied_by_decoder(fmt, image, data)
     if turned:  # keep the stored layout: undo the decoder's turn for the pixels we write back
@@ -136,13 +127,9 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
     else:
         work = image
     if turned:
-        return SourceImage(Path(path), data, fmt, image, np.asarray(work.transpose(_UNDO[turned])).copy(), mode,
+        return SourceImage(Path(path), data, fmt, image, np.asarray(work.transpose(TO_STORED[turned])).copy(), mode,
                            orientation, image_upright=True)
     return SourceImage(Path(path), data, fmt, image, np.asarray(work).copy(), mode, orientation)
-
-
-# PIL transpose that turns an upright picture back into the stored grid, per orientation
-_UNDO = {**_TRANSPOSE, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
 
 def _orientation_applied_by_decoder(fmt: str, image: Image.Image, data: bytes) -> int:
@@ -154,7 +141,7 @@ def _orientation_applied_by_decoder(fmt: str, image: Image.Image, data: bytes) -
         return 0
     with Image.open(io.BytesIO(data)) as unloaded:
         stored = int(unloaded.tag_v2.get(_ORIENTATION_TAG, 1) or 1)
-    return stored if stored in _TRANSPOSE and stored != 1 else 0
+    return stored if stored in TO_UPRIGHT and stored != 1 else 0
 
 
 def is_deep_colour(fmt: str, image: Image.Image) -> bool:
