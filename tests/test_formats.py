@@ -193,17 +193,18 @@ def test_jpeg_keeps_metadata_byte_for_byte_and_redraws_thumbnail(tmp_path: Path,
     assert [float(v) for v in exif.get_ifd(0x8825)[2]] == [52.0, 31.0, 12.34]
 
 
-def test_jpeg_progressive_with_restarts_comes_back_baseline_losslessly(tmp_path: Path, monkeypatch) -> None:
-    # without jpegtran, jpeglib writes sequential JPEG without restart markers: the coefficients win
-    monkeypatch.setattr("piiblur.formats.jpeg.shutil.which", lambda name: None)
+def test_jpeg_progressive_stays_progressive_without_jpegtran(tmp_path: Path, monkeypatch) -> None:
+    # without jpegtran, MozJPEG's transcoder (a wheel) writes the progressive scans; the restart interval goes
+    monkeypatch.setattr("piiblur.formats._lossless.jpegtran", lambda: None)
     data = jpeg_bytes(scene(), quality=70, subsampling=0, progressive=True, restart_marker_blocks=5)
     source = load(tmp_path, "prog.jpg", data)
     encoded = encode_image(source, blacken(source))
     out = Image.open(io.BytesIO(encoded.data))
-    assert not out.info.get("progressive") and out.quantization == source.image.quantization
+    assert out.info.get("progressive") and out.quantization == source.image.quantization
     assert JpegImagePlugin.get_sampling(out) == 0
-    assert any("progressive input written as baseline" in n for n in encoded.notes)
-    assert any("restart interval dropped" in n for n in encoded.notes)
+    assert any("progressive scans as the input's (MozJPEG" in n and "restart interval dropped" in n
+               for n in encoded.notes)
+    assert b"\xff\xdd" not in encoded.data[: encoded.data.index(b"\xff\xda")]
     assert quarters(out)[0] < 10
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -70,10 +71,46 @@ def test_jpeg_generations_do_not_drift(tmp_path: Path) -> None:
     assert abs(sizes[2] / sizes[1] - 1) < 0.01 and abs(sizes[1] / sizes[0] - 1) < 0.01
 
 
-def test_cmyk_jpeg_falls_back_to_a_full_re_encode_and_says_so(tmp_path: Path) -> None:
+def cmyk_dct(data: bytes, tmp_path: Path) -> list[np.ndarray]:
+    path = tmp_path / "cmyk_dct.jpg"
+    path.write_bytes(data)
+    jpeg = jpeglib.read_dct(str(path))
+    jpeg.load()
+    return [c.copy() for c in (jpeg.Y, jpeg.Cb, jpeg.Cr, jpeg.K)]
+
+
+@pytest.mark.skipif(shutil.which("jpegtran") is None, reason="jpegtran (libjpeg-turbo-progs) is not installed")
+@pytest.mark.parametrize("transform", [0, 2])  # Adobe APP14: stored as CMYK, or as YCCK (Photoshop's usual)
+def test_cmyk_jpeg_keeps_every_coefficient_outside_the_blur(tmp_path: Path, transform: int) -> None:
+    spatial = jpeglib.from_spatial(np.ascontiguousarray(255 - np.asarray(scene().convert("CMYK"))),
+                                   in_color_space=jpeglib.Colorspace.JCS_CMYK)
+    spatial.jpeg_color_space = jpeglib.Colorspace.JCS_YCCK if transform else jpeglib.Colorspace.JCS_CMYK
+    spatial.write_spatial(str(tmp_path / "made.jpg"), qt=85)
+    data = (tmp_path / "made.jpg").read_bytes()
+    source = load(tmp_path, "cmyk.jpg", data)
+    assert source.mode == "CMYK" and source.image.info.get("adobe_transform") == transform
+    pixels = source.pixels.copy()
+    pixels[40:60, 100:130] = (0, 0, 0, 255)  # full black ink
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")
+    out = Image.open(io.BytesIO(encoded.data))
+    assert out.mode == "CMYK" and out.info.get("adobe_transform") == transform
+    result = np.asarray(out, dtype=np.int16)
+    assert result[42:58, 102:128, 3].mean() > 240
+    for before, after in zip(cmyk_dct(data, tmp_path), cmyk_dct(encoded.data, tmp_path), strict=True):
+        changed = np.argwhere((before != after).any(axis=(2, 3)))
+        assert len(changed)  # K too: jpeglib alone would leave it as it was
+        block_h, block_w = H / before.shape[0], W / before.shape[1]  # pixels per block of this component
+        # every changed block lies in an MCU (16x16 at most) that holds a blackened pixel
+        assert changed[:, 0].min() * block_h >= 32 and (changed[:, 0].max() + 1) * block_h <= 64
+        assert changed[:, 1].min() * block_w >= 96 and (changed[:, 1].max() + 1) * block_w <= 144
+
+
+def test_cmyk_jpeg_without_jpegtran_is_re_encoded_whole_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("piiblur.formats._lossless.jpegtran", lambda: None)
     source = load(tmp_path, "cmyk.jpg", jpeg_bytes(scene().convert("CMYK"), quality=90))
     encoded = encode_image(source, blacken(source, (0, 0, 0, 255)))
-    assert any("whole picture re-encoded: CMYK" in n for n in encoded.notes)
+    assert any("whole picture re-encoded: CMYK: replacing blocks needs jpegtran" in n for n in encoded.notes)
     assert Image.open(io.BytesIO(encoded.data)).mode == "CMYK"
 
 

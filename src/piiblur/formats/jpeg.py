@@ -2,13 +2,13 @@
 
 Lossless path (``transplant``): the input's DCT coefficients are read with jpeglib (libjpeg); the blocks
 of every MCU that holds a changed pixel (``pixels`` against ``source.pixels``) are replaced by those of
-the blurred picture, encoded by Pillow at the input's quantisation tables and sampling (requantised
-to the input's own table for each component when the encoder assigned tables differently), and the
-coefficients are written back with optimised Huffman tables. Every other coefficient stays exactly as
-it was. jpeglib writes baseline (sequential) JPEG without restart markers, so a progressive input comes
-back baseline and a restart interval is dropped; the notes say so. CMYK/YCCK (jpeglib cannot write a
-fourth component) and unusual samplings fall back to re-encoding the whole picture with Pillow at the
-input's tables, sampling, progressive mode and restart interval.
+the blurred picture, encoded by libjpeg at the input's quantisation tables, sampling and colour space.
+Every other coefficient stays exactly as it was. RGB and greyscale files are written by jpeglib
+(baseline, optimised Huffman tables), then given back the input's progressive scans and restart
+interval by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth component) have the
+changed blocks dropped in by ``jpegtran -drop``, a rectangle of MCUs at a time. Where no lossless path
+exists (no jpegtran for CMYK, unreadable coefficients), the whole picture is re-encoded with Pillow at
+the input's tables, sampling, progressive mode and restart interval, and the notes say so.
 
 Then every APPn and COM segment of the original header is put back in its original order in place of
 those the encoder wrote (the encoder's Adobe APP14 wins, since it describes the colour transform
@@ -21,9 +21,7 @@ image are removed.
 from __future__ import annotations
 
 import io
-import shutil
 import struct
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-from . import Encoded, SourceImage
+from . import Encoded, SourceImage, _lossless
 from ._exif import EXIF_HEADER, redraw_previews, scrub_exif
 from ._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, assemble, extended_guid, split, strip_images, with_guid
 
@@ -186,103 +184,125 @@ def _components(jpeg: Any) -> list[np.ndarray]:
 
 
 def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]:
-    """The input's coefficients with the changed MCUs replaced: a baseline JPEG stream, and notes."""
+    """The input's coefficients with the changed MCUs replaced, and notes."""
     import jpeglib  # imported here: loading libjpeg costs time that other formats need not pay
 
-    if source.mode not in ("RGB", "L"):
-        raise NotTransplantable(f"{source.mode} JPEG: jpeglib cannot write a fourth (K) component")
+    if source.mode not in ("RGB", "L", "CMYK"):
+        raise NotTransplantable(f"{source.mode} JPEG: no lossless path for this colour mode")
     _, description = _encoder_options(source)
     description = ", ".join(part for part in description.split(", ")
                             if part != "progressive" and not part.startswith("restart"))
     with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
-        original_path, blurred_path, out_path = (Path(tmp) / n for n in ("in.jpg", "blurred.jpg", "out.jpg"))
+        original_path = Path(tmp) / "in.jpg"
         original_path.write_bytes(source.data)
         try:
             original = jpeglib.read_dct(str(original_path))
             original.load()
         except (OSError, ValueError, RuntimeError, TypeError) as exc:
             raise NotTransplantable(f"jpeglib cannot read the coefficients ({exc})") from exc
-        old = _components(original)
         if (original.height, original.width) != source.pixels.shape[:2]:
             raise NotTransplantable("the encoder's block layout differs from the input's")
         factors = np.asarray(original.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
-        if len(old) == 1:  # a single-component scan is not interleaved: one block per MCU
+        if len(_components(original)) == 1:  # a single-component scan is not interleaved: one block per MCU
             factors = np.ones((1, 2), int)
-        v_max, h_max = int(factors[:, 0].max()), int(factors[:, 1].max())
-        mcus = changed_mcus(source, pixels, (8 * v_max, 8 * h_max))
-        touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
-        if touched_rows.size:
-            # encode only the MCU-aligned crop that holds every touched MCU: its blocks are the ones a
-            # whole-image encode would give, since no MCU straddles the crop's edges
-            r0, r1 = int(touched_rows[0]), int(touched_rows[-1]) + 1
-            c0, c1 = int(touched_cols[0]), int(touched_cols[-1]) + 1
-            crop = pixels[r0 * 8 * v_max : r1 * 8 * v_max, c0 * 8 * h_max : c1 * 8 * h_max]
-            try:
-                spatial = jpeglib.from_spatial(np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None]))
-                spatial.samp_factor = original.samp_factor
-                spatial.write_spatial(str(blurred_path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
-                blurred = jpeglib.read_dct(str(blurred_path))
-                blurred.load()
-            except (OSError, ValueError, RuntimeError, TypeError) as exc:
-                raise NotTransplantable(f"jpeglib cannot encode the blurred blocks ({exc})") from exc
-            new = _components(blurred)
-            if len(old) != len(new):
-                raise NotTransplantable("the encoder's block layout differs from the input's")
-            region = mcus[r0:r1, c0:c1]
-            for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
-                v, h = int(factors[index, 0]), int(factors[index, 1])
-                rows, cols = (r1 - r0) * v, (c1 - c0) * h
-                target = mine[r0 * v : r0 * v + rows, c0 * h : c0 * h + cols]
-                blocks = np.repeat(np.repeat(region, v, axis=0), h, axis=1)[: target.shape[0], : target.shape[1]]
-                source_blocks = theirs[: blocks.shape[0], : blocks.shape[1]]
-                if source_blocks.shape[:2] != blocks.shape:
-                    raise NotTransplantable("the encoder's block layout differs from the input's")
-                own_table = original.get_component_qt(index).astype(np.float64)
-                their_table = blurred.get_component_qt(index).astype(np.float64)
-                replacement = source_blocks[blocks]
-                if not np.array_equal(own_table, their_table):
-                    replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
-                target[blocks] = replacement.astype(mine.dtype)
-        original.markers = []  # the metadata is spliced back byte for byte afterwards
-        try:
-            original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
-        data = out_path.read_bytes()
+        mcu = (8 * int(factors[:, 0].max()), 8 * int(factors[:, 1].max()))
+        mcus = changed_mcus(source, pixels, mcu)
+        progressive, restart = bool(original.progressive_mode), _restart_interval(source.data)
+        patch = _PatchEncoder(jpeglib, source, original, Path(tmp))
+        if source.mode == "CMYK":  # jpeglib cannot write a fourth component: drop the patches in with jpegtran
+            patches = [(c0 * mcu[1], r0 * mcu[0], patch.encode(pixels[r0 * mcu[0] : r1 * mcu[0],
+                                                                      c0 * mcu[1] : c1 * mcu[1]]))
+                       for r0, r1, c0, c1 in _lossless.mcu_rectangles(mcus)]
+            data = _lossless.drop(source.data, patches, progressive, restart)
+            if data is None:
+                raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), not installed")
+            layout = ["progressive scans and restart interval as the input's (jpegtran, lossless)"] if (
+                progressive or restart) else []
+        else:
+            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
+            layout = []
+            if progressive or restart:
+                rewritten, note = _lossless.relayout(data, progressive, restart)
+                data = rewritten or data
+                layout = [note]
+                if rewritten is None and progressive:
+                    layout.append("progressive input written as baseline (jpeglib writes sequential JPEG only)")
     share = 100.0 * mcus.sum() / mcus.size
     notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
              f"every other DCT coefficient kept exactly"]
-    progressive, restart = bool(original.progressive_mode), _restart_interval(source.data)
-    if progressive or restart:
-        rewritten = _rewrite_losslessly(data, progressive, restart)
-        if rewritten is not None:
-            data = rewritten
-            notes.append("progressive scans and restart interval as the input's (jpegtran, lossless)")
-        else:
-            if progressive:
-                notes.append("progressive input written as baseline (jpeglib writes sequential JPEG only; "
-                             "install jpegtran to keep it progressive)")
-            if restart:
-                notes.append("restart interval dropped (jpeglib does not write restart markers)")
-    return data, notes
+    return data, notes + layout
 
 
-def _rewrite_losslessly(data: bytes, progressive: bool, restart: int) -> bytes | None:
-    """The same coefficients as a progressive stream and/or with restart markers, through libjpeg-turbo's
-    ``jpegtran`` when it is installed (a lossless transcoding); None without it or when it fails."""
-    jpegtran = shutil.which("jpegtran")
-    if jpegtran is None:
-        return None
-    command = [jpegtran, "-copy", "none", "-optimize"]
-    if progressive:
-        command.append("-progressive")
-    if restart:
-        command += ["-restart", f"{restart}B"]
+class _PatchEncoder:
+    """Encodes MCU-aligned crops of the blurred picture as the input would be: its tables, sampling and
+    colour space. No MCU straddles a crop's edges, so a crop's blocks are those a whole-picture encode
+    would give."""
+
+    def __init__(self, jpeglib: Any, source: SourceImage, original: Any, folder: Path) -> None:
+        self.jpeglib, self.source, self.original, self.path = jpeglib, source, original, folder / "patch.jpg"
+
+    def encode(self, crop: np.ndarray) -> bytes:
+        jpeglib, original = self.jpeglib, self.original
+        try:
+            if self.source.mode == "CMYK":
+                # Pillow reads CMYK JPEGs with Adobe's inverted polarity: libjpeg wants the stored samples
+                spatial = jpeglib.from_spatial(np.ascontiguousarray(255 - crop),
+                                               in_color_space=jpeglib.Colorspace.JCS_CMYK)
+                ycck = self.source.image.info.get("adobe_transform") == 2  # Adobe APP14 transform 2: YCCK
+                spatial.jpeg_color_space = jpeglib.Colorspace.JCS_YCCK if ycck else jpeglib.Colorspace.JCS_CMYK
+            else:
+                spatial = jpeglib.from_spatial(np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None]))
+            spatial.samp_factor = original.samp_factor
+            spatial.write_spatial(str(self.path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot encode the blurred blocks ({exc})") from exc
+        return self.path.read_bytes()
+
+    def blocks(self, crop: np.ndarray) -> Any:
+        """The crop's DCT coefficients (a jpeglib DCTJPEG)."""
+        self.encode(crop)
+        try:
+            blurred = self.jpeglib.read_dct(str(self.path))
+            blurred.load()
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot read the blurred blocks ({exc})") from exc
+        return blurred
+
+
+def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: tuple[int, int],
+                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path) -> bytes:
+    """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (baseline)."""
+    old = _components(original)
+    touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
+    if touched_rows.size:
+        # encode only the MCU-aligned crop that holds every touched MCU
+        r0, r1 = int(touched_rows[0]), int(touched_rows[-1]) + 1
+        c0, c1 = int(touched_cols[0]), int(touched_cols[-1]) + 1
+        blurred = patch.blocks(pixels[r0 * mcu[0] : r1 * mcu[0], c0 * mcu[1] : c1 * mcu[1]])
+        new = _components(blurred)
+        if len(old) != len(new):
+            raise NotTransplantable("the encoder's block layout differs from the input's")
+        region = mcus[r0:r1, c0:c1]
+        for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
+            v, h = int(factors[index, 0]), int(factors[index, 1])
+            rows, cols = (r1 - r0) * v, (c1 - c0) * h
+            target = mine[r0 * v : r0 * v + rows, c0 * h : c0 * h + cols]
+            blocks = np.repeat(np.repeat(region, v, axis=0), h, axis=1)[: target.shape[0], : target.shape[1]]
+            source_blocks = theirs[: blocks.shape[0], : blocks.shape[1]]
+            if source_blocks.shape[:2] != blocks.shape:
+                raise NotTransplantable("the encoder's block layout differs from the input's")
+            own_table = original.get_component_qt(index).astype(np.float64)
+            their_table = blurred.get_component_qt(index).astype(np.float64)
+            replacement = source_blocks[blocks]
+            if not np.array_equal(own_table, their_table):
+                replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
+            target[blocks] = replacement.astype(mine.dtype)
+    original.markers = []  # the metadata is spliced back byte for byte afterwards
     try:
-        done = subprocess.run(command, input=data, capture_output=True, timeout=120, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.stdout.startswith(b"\xff\xd8") else None
+        original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
+    return out_path.read_bytes()
 
 
 def _restart_interval(data: bytes) -> int:

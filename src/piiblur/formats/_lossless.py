@@ -1,0 +1,114 @@
+"""Lossless JPEG transcoding: the same DCT coefficients in another stream layout, or blocks dropped in.
+
+Two tools do this without decoding to pixels:
+
+- libjpeg-turbo's ``jpegtran`` (Debian package ``libjpeg-turbo-progs``), when it is installed: it writes
+  progressive scans and restart intervals, and ``-drop`` replaces a rectangle of blocks with those of
+  another JPEG of the same components, sampling and tables (the CMYK path: jpeglib cannot write a
+  fourth component).
+- ``mozjpeg-lossless-optimization`` (a wheel with MozJPEG's transcoder, always installed): progressive
+  scans with optimised Huffman tables, no restart markers. Used for progressive output when
+  ``jpegtran`` is missing.
+
+Neither copies metadata here (``-copy none``): the JPEG writer splices the input's segments back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_TIMEOUT_S = 300
+
+
+def jpegtran() -> str | None:
+    """The path of libjpeg-turbo's ``jpegtran``, or None when it is not installed."""
+    return shutil.which("jpegtran")
+
+
+def _run(command: list[str], data: bytes) -> bytes | None:
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, timeout=_TIMEOUT_S, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.stdout.startswith(b"\xff\xd8") else None
+
+
+def _layout_options(progressive: bool, restart: int) -> list[str]:
+    options = ["-copy", "none", "-optimize"]
+    if progressive:
+        options.append("-progressive")
+    if restart:
+        options += ["-restart", f"{restart}B"]
+    return options
+
+
+def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None, str]:
+    """The same coefficients as a progressive stream and/or with restart markers every ``restart`` MCUs.
+
+    Returns the new stream (None when no tool could do it) and a note on what was kept.
+    """
+    tool = jpegtran()
+    if tool is not None:
+        rewritten = _run([tool, *_layout_options(progressive, restart)], data)
+        if rewritten is not None:
+            return rewritten, "progressive scans and restart interval as the input's (jpegtran, lossless)"
+    if not progressive:
+        return None, "restart interval dropped (jpeglib does not write restart markers; install jpegtran to keep it)"
+    import mozjpeg_lossless_optimization as mozjpeg
+
+    try:
+        rewritten = mozjpeg.optimize(data)
+    except ValueError:
+        return None, "progressive input written as baseline (the progressive transcoder refused the stream)"
+    note = "progressive scans as the input's (MozJPEG transcoder, lossless)"
+    if restart:
+        note += "; restart interval dropped (install jpegtran to keep it)"
+    return rewritten, note
+
+
+def mcu_rectangles(mcus: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Cover the True cells of a (rows, columns) grid exactly with rectangles (row0, row1, col0, col1).
+
+    Each row's runs of True become rectangles; a run that repeats in the next row extends its rectangle
+    downwards. A blurred ellipse gives about one rectangle per MCU row it crosses.
+    """
+    done: list[tuple[int, int, int, int]] = []
+    open_runs: dict[tuple[int, int], int] = {}  # (col0, col1) -> first row
+    for row in range(mcus.shape[0] + 1):
+        runs: set[tuple[int, int]] = set()
+        if row < mcus.shape[0]:
+            padded = np.concatenate(([False], mcus[row], [False])).astype(np.int8)
+            edges = np.flatnonzero(np.diff(padded))
+            runs = {(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)}
+        for run in [r for r in open_runs if r not in runs]:
+            done.append((open_runs.pop(run), row, *run))
+        for run in runs:
+            open_runs.setdefault(run, row)
+    return sorted(done)
+
+
+def drop(data: bytes, patches: list[tuple[int, int, bytes]], progressive: bool, restart: int) -> bytes | None:
+    """``data`` with each patch (x, y, JPEG) dropped in at pixel offset (x, y), an MCU corner.
+
+    Every patch must share the stream's components, sampling and quantisation tables; the blocks outside
+    the patches are copied as they are. The result keeps the input's progressive mode and restart interval.
+    None when ``jpegtran`` is missing or refuses.
+    """
+    tool = jpegtran()
+    if tool is None:
+        return None
+    options = _layout_options(progressive, restart)
+    with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
+        for index, (x, y, patch) in enumerate(patches):
+            path = Path(tmp) / f"patch{index}.jpg"
+            path.write_bytes(patch)
+            result = _run([tool, *options, "-drop", f"+{x}+{y}", str(path)], data)
+            if result is None:
+                return None
+            data = result
+    return data
