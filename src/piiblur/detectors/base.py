@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import ClassVar, Protocol
 
@@ -66,8 +69,20 @@ def model_path(filename: str) -> str:
     return str(resources.files("piiblur") / "models" / filename)
 
 
+def load_cuda_libraries() -> None:
+    """Let onnxruntime-gpu find CUDA and cuDNN installed as nvidia-* wheels (``onnxruntime-gpu[cuda,cudnn]``);
+    libraries on the system's search path need nothing. onnxruntime does this only when asked."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime 1.21 and newer
+    if preload is not None:
+        with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+            preload()
+
+
 def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession:
     filename = options.model_file(stem)
+    wants_cuda = options.providers()[0] == "CUDAExecutionProvider"
+    if wants_cuda:
+        load_cuda_libraries()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     threads = options.threads or int(os.environ.get("PIIBLUR_THREADS", "0"))
@@ -76,7 +91,16 @@ def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.enable_cpu_mem_arena = False  # give tile activations back after each run: bounded memory per worker
-    return ort.InferenceSession(model_path(filename), so, providers=options.providers_with_options())
+    session = ort.InferenceSession(model_path(filename), so, providers=options.providers_with_options())
+    if wants_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
+        # onnxruntime falls back to the CPU, quietly, when the CUDA or cuDNN libraries do not load
+        if options.device == "auto":
+            warnings.warn("onnxruntime's CUDA provider did not start: running on the CPU", stacklevel=2)
+            return make_session(stem, replace(options, device="cpu"))
+        raise RuntimeError("onnxruntime's CUDA provider did not start (CUDA or cuDNN libraries missing or of "
+                           "another version than the onnxruntime-gpu build): install "
+                           "'onnxruntime-gpu[cuda,cudnn]', or run with --device cpu")
+    return session
 
 
 def pad_to_multiple(rgb: np.ndarray, multiple: int, value: int = 0) -> np.ndarray:
