@@ -51,11 +51,11 @@ class OnnxRuntimeOptions:
         return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present]
 
     def providers_with_options(self) -> list[str | tuple[str, dict[str, str]]]:
-        """``providers()`` as a session takes them. On CUDA, cuDNN picks each convolution's algorithm
-        with its default query (measured on an H100 with cuDNN 9: "HEURISTIC" ran the convolutions in
-        a slow fallback mode, "EXHAUSTIVE" spends over a second on every new input shape)."""
-        return [(p, {"cudnn_conv_algo_search": "DEFAULT"}) if p == "CUDAExecutionProvider" else p
+        """``providers()`` as a session takes them. On CUDA, cuDNN picks convolution algorithms by
+        heuristic: tiles and views come in many sizes, and its default benchmarks each new shape."""
+        return [(p, {"cudnn_conv_algo_search": "HEURISTIC"}) if p == "CUDAExecutionProvider" else p
                 for p in self.providers()]
+
 
     def model_file(self, stem: str) -> str:
         """The shipped model for ``stem``: 8-bit weights on the CPU (about twice as fast), float on a GPU."""
@@ -118,21 +118,12 @@ class OnnxDetector:
 
     model: ClassVar[str]  # file stem under models/, e.g. "centerface"
     stride: ClassVar[int] = 32
-    # On CUDA every new input shape costs the session a new choice of convolution algorithms (about
-    # 50 ms, against 5-10 ms for the run itself on an H100), so inputs are padded to one square canvas.
-    # It holds the largest view (1600 x 1344) and tile (1536) the pipeline makes.
-    cuda_canvas: ClassVar[int] = 1664
 
     def __init__(self, options: OnnxRuntimeOptions) -> None:
         self.session = make_session(self.model, options)
         self.input_name = self.session.get_inputs()[0].name
-        self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def run(self, rgb: np.ndarray, pad_value: int = 0, scale: float = 1.0) -> list[np.ndarray]:
-        rgb = pad_to_multiple(rgb, self.stride, pad_value)
-        if self.on_gpu and max(rgb.shape[:2]) <= self.cuda_canvas:
-            h, w = rgb.shape[:2]
-            rgb = np.pad(rgb, ((0, self.cuda_canvas - h), (0, self.cuda_canvas - w), (0, 0)),
-                         constant_values=pad_value)
-        blob = rgb.transpose(2, 0, 1)[None].astype(np.float32)
+        blob = pad_to_multiple(rgb, self.stride, pad_value).transpose(2, 0, 1)[None].astype(np.float32)
         return self.session.run(None, {self.input_name: blob * scale if scale != 1.0 else blob})
+
