@@ -218,7 +218,7 @@ def test_jpeg_progressive_with_restarts_stays_progressive_with_jpegtran(tmp_path
     out = Image.open(io.BytesIO(encoded.data))
     assert out.info.get("progressive") and out.quantization == source.image.quantization
     assert b"\xff\xdd\x00\x04\x00\x05" in encoded.data  # DRI: a restart every 5 MCUs, as the input
-    assert any("progressive scans and restart interval as the input's" in n for n in encoded.notes)
+    assert "progressive scans and a restart every 5 MCUs as the input's (jpegtran, lossless)" in encoded.notes
     (tmp_path / "out.jpg").write_bytes(encoded.data)
     before, after = jpeglib.read_dct(str(tmp_path / "prog.jpg")), jpeglib.read_dct(str(tmp_path / "out.jpg"))
     rows = before.Y.shape[0]
@@ -501,3 +501,14 @@ def test_png_imagemagick_raw_exif_with_thumbnail_is_dropped(tmp_path: Path) -> N
     out = Image.open(io.BytesIO(encoded.data))
     assert "Raw profile type exif" not in out.text and out.text["Title"] == "kept"
     assert any("Raw profile type exif" in note for note in encoded.notes)
+
+
+def test_libjpeg_warnings_become_notes_not_stray_lines(tmp_path: Path, capfd) -> None:
+    # one stray byte before the first DQT: decoders go on, but libjpeg inside jpeglib prints a warning
+    data = insert_segments(jpeg_bytes(scene(), quality=80), [b"\x00"])
+    source = load(tmp_path, "stray.jpg", data)
+    capfd.readouterr()
+    encoded = encode_image(source, blacken(source))
+    assert "libjpeg warned: Corrupt JPEG data: 1 extraneous bytes before marker 0xdb" in encoded.notes
+    assert "Corrupt JPEG" not in capfd.readouterr().err
+    assert encoded.notes[0].startswith("lossless:") and quarters(Image.open(io.BytesIO(encoded.data)))[0] < 10

@@ -47,6 +47,11 @@ def _layout_options(progressive: bool, restart: int) -> list[str]:
     return options
 
 
+def layout_note(progressive: bool, restart: int, tool: str = "jpegtran") -> str:
+    kept = [k for k, on in (("progressive scans", progressive), (f"a restart every {restart} MCUs", restart)) if on]
+    return f"{' and '.join(kept)} as the input's ({tool}, lossless)"
+
+
 def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None, str]:
     """The same coefficients as a progressive stream and/or with restart markers every ``restart`` MCUs.
 
@@ -56,7 +61,7 @@ def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None
     if tool is not None:
         rewritten = _run([tool, *_layout_options(progressive, restart)], data)
         if rewritten is not None:
-            return rewritten, "progressive scans and restart interval as the input's (jpegtran, lossless)"
+            return rewritten, layout_note(progressive, restart)
     if not progressive:
         return None, "restart interval dropped (jpeglib does not write restart markers; install jpegtran to keep it)"
     import mozjpeg_lossless_optimization as mozjpeg
@@ -65,7 +70,7 @@ def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None
         rewritten = mozjpeg.optimize(data)
     except ValueError:
         return None, "progressive input written as baseline (the progressive transcoder refused the stream)"
-    note = "progressive scans as the input's (MozJPEG transcoder, lossless)"
+    note = layout_note(True, 0, "MozJPEG transcoder")
     if restart:
         note += "; restart interval dropped (install jpegtran to keep it)"
     return rewritten, note

@@ -20,9 +20,13 @@ image are removed.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import struct
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +220,7 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
             data = _lossless.drop(source.data, patches, progressive, restart)
             if data is None:
                 raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), not installed")
-            layout = ["progressive scans and restart interval as the input's (jpegtran, lossless)"] if (
-                progressive or restart) else []
+            layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
         else:
             data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
             layout = []
@@ -356,13 +359,35 @@ def _strip_xmp_images(old_segments: list[tuple[int, bytes]], notes: list[str]) -
     return result
 
 
+@contextlib.contextmanager
+def libjpeg_warnings(lines: list[str]) -> Iterator[None]:
+    """Collect what libjpeg (inside jpeglib) prints to the process's standard error, such as "Corrupt
+    JPEG data: 1 extraneous bytes before marker 0xdb", into ``lines``: a note in the report, not a
+    stray line in the middle of the progress bar."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(dict.fromkeys(line.strip() for line in sink.read().decode("utf-8", "replace").splitlines()
+                                       if line.strip()))
+
+
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     picture = Image.fromarray(pixels, source.mode)
+    warned: list[str] = []
     try:
-        fresh, notes = transplant(source, pixels)
+        with libjpeg_warnings(warned):
+            fresh, notes = transplant(source, pixels)
     except NotTransplantable as why:
         fresh, notes = reencode(source, pixels)
         notes.append(f"whole picture re-encoded: {why}")
+    notes.extend(f"libjpeg warned: {line}" for line in warned)
 
     new_segments, new_sos = header_segments(fresh)
     encoder_adobe = [seg for marker, seg in new_segments if _is_adobe(marker, seg)]
