@@ -108,7 +108,8 @@ def main() -> int:
     if not data_dir.is_dir():
         print(f"shared data not found at {data_dir}: nothing to measure")
         return 0
-    counts = {"ok": 0, "failed": 0, "metadata lost": 0, "not identical": 0}
+    counts = {"ok": 0, "failed": 0, "metadata lost": 0, "orientation-1-only EXIF not written (AVIF)": 0,
+              "not identical": 0}
     for name in SETS:
         folder = data_dir / name
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -129,13 +130,18 @@ def main() -> int:
             lost = before - after
             same = identical_outside(source, pixels, encoded.data)
             counts["ok"] += 1
+            if lost == {"EXIF"} and any(n.startswith("EXIF held only orientation 1") for n in encoded.notes):
+                lost, kept_in_meaning = set(), "; EXIF held only orientation 1: not written (AVIF keeps it in irot)"
+                counts["orientation-1-only EXIF not written (AVIF)"] += 1
+            else:
+                kept_in_meaning = ""
             counts["metadata lost"] += bool(lost)
             counts["not identical"] += "NOT" in same or "differ" in same
             kept = ",".join(sorted(before & after)) or "-"
             embedded = [n for n in encoded.notes if any(k in n for k in ("thumbnail", "preview", "MPO", "XMP",
                                                                          "FlashPix", "appended", "HEIF"))]
             print(f"ok      {label}: {source.format} {source.mode} {source.pixels.dtype}; kept {kept}"
-                  f"{'; LOST ' + ','.join(sorted(lost)) if lost else ''}; {same}; "
+                  f"{'; LOST ' + ','.join(sorted(lost)) if lost else ''}{kept_in_meaning}; {same}; "
                   f"size {len(encoded.data) / len(source.data) - 1:+.1%}; "
                   f"embedded: {'; '.join(embedded) or 'none'}")
     print(f"== summary: {counts}")

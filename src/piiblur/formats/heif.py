@@ -13,7 +13,7 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 from . import Encoded, SourceImage
 from ._exif import scrub_exif
@@ -22,6 +22,15 @@ from ._xmp import strip_images
 FORMATS = ("HEIF", "AVIF")
 
 QUALITY = 60  # about the size of typical camera and phone output
+
+
+def _avif_orientation_note(exif: bytes) -> str:
+    tags = Image.Exif()
+    tags.load(exif)
+    if set(tags) <= {ExifTags.Base.Orientation} and tags.get(ExifTags.Base.Orientation, 1) == 1:
+        return ("EXIF held only orientation 1 (the default): Pillow's AVIF writer keeps orientation in the "
+                "container's irot/imir boxes, so no EXIF block is written")
+    return "EXIF re-serialised by Pillow's AVIF writer, its orientation kept in the container's irot/imir boxes"
 
 
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
@@ -39,6 +48,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     if info.get("exif"):
         options["exif"], exif_notes = scrub_exif(info["exif"], picture.convert("RGB"))
         notes.extend(exif_notes)
+        if source.format == "AVIF":
+            notes.append(_avif_orientation_note(options["exif"]))
     if source.format == "HEIF":
         depth = int(info.get("bit_depth") or 8)
         if depth > 8:
