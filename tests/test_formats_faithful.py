@@ -391,3 +391,36 @@ def test_avif_exif_with_only_the_default_orientation_is_explained() -> None:
     assert _avif_orientation_note(exif.tobytes()).startswith("EXIF held only orientation 1")
     exif[0x010F] = "TestCam"
     assert _avif_orientation_note(exif.tobytes()).startswith("EXIF re-serialised")
+
+
+@pytest.mark.skipif(shutil.which("jpegtran") is None, reason="jpegtran (libjpeg-turbo-progs) is not installed")
+def test_cmyk_ellipses_change_only_their_own_mcus(tmp_path: Path) -> None:
+    import cv2
+
+    from piiblur.formats.jpeg import changed_mcus
+
+    data = jpeg_bytes(scene(320, 240).convert("CMYK"), quality=90)  # Pillow: 4:4:4, 8x8 MCUs
+    source = load(tmp_path, "cmyk.jpg", data)
+    pixels = source.pixels.copy()
+    for centre in ((60, 60), (230, 150)):  # two regions, each an ellipse: many MCU runs
+        cv2.ellipse(pixels, centre, (40, 30), 20, 0, 360, (0, 0, 0, 255), -1)
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")
+    touched = changed_mcus(source, pixels, (8, 8))
+    for before, after in zip(cmyk_dct(data, tmp_path), cmyk_dct(encoded.data, tmp_path), strict=True):
+        changed = (before != after).any(axis=(2, 3))
+        assert changed.any() and not (changed & ~touched).any()
+    out = np.asarray(Image.open(io.BytesIO(encoded.data)), dtype=np.int16)
+    assert out[60, 60, 3] > 240 and out[150, 230, 3] > 240
+
+
+def test_mcu_rectangles_cover_the_changed_mcus_exactly() -> None:
+    from piiblur.formats._lossless import mcu_rectangles
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        grid = rng.random((9, 13)) < 0.35
+        cover = np.zeros(grid.shape, int)
+        for r0, r1, c0, c1 in mcu_rectangles(grid):
+            cover[r0:r1, c0:c1] += 1
+        assert np.array_equal(cover, grid.astype(int))  # every changed MCU once, nothing else

@@ -97,22 +97,36 @@ def mcu_rectangles(mcus: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted(done)
 
 
-def drop(data: bytes, patches: list[tuple[int, int, bytes]], progressive: bool, restart: int) -> bytes | None:
-    """``data`` with each patch (x, y, JPEG) dropped in at pixel offset (x, y), an MCU corner.
+Patch = tuple[int, int, bytes]  # (x, y, JPEG): a block-aligned picture to drop in at pixel offset (x, y)
+Region = tuple[tuple[int, int, int, int], list[Patch]]  # (x, y, width, height) and the patches inside it
 
-    Every patch must share the stream's components, sampling and quantisation tables; the blocks outside
-    the patches are copied as they are. The result keeps the input's progressive mode and restart interval.
-    None when ``jpegtran`` is missing or refuses.
+
+def drop(data: bytes, regions: list[Region], progressive: bool, restart: int) -> bytes | None:
+    """``data`` with every patch dropped in, every other block copied as it is.
+
+    Each region (an MCU-aligned rectangle around one blurred object) is cut out losslessly
+    (``-crop``), its patches are dropped into that small cut-out, and the cut-out is dropped back:
+    two passes over the whole file per region, however many patches an ellipse needs. Patches must
+    share the stream's components, sampling and quantisation tables. The result keeps the input's
+    progressive mode and restart interval. None when ``jpegtran`` is missing or refuses.
     """
     tool = jpegtran()
     if tool is None:
         return None
-    options = _layout_options(progressive, restart)
+    layout = _layout_options(progressive, restart)
     with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
-        for index, (x, y, patch) in enumerate(patches):
-            path = Path(tmp) / f"patch{index}.jpg"
-            path.write_bytes(patch)
-            result = _run([tool, *options, "-drop", f"+{x}+{y}", str(path)], data)
+        patch_path, region_path = Path(tmp) / "patch.jpg", Path(tmp) / "region.jpg"
+        for (x0, y0, width, height), patches in regions:
+            region = _run([tool, "-copy", "none", "-crop", f"{width}x{height}+{x0}+{y0}"], data)
+            for x, y, patch in patches:
+                if region is None:
+                    return None
+                patch_path.write_bytes(patch)
+                region = _run([tool, "-copy", "none", "-drop", f"+{x - x0}+{y - y0}", str(patch_path)], region)
+            if region is None:
+                return None
+            region_path.write_bytes(region)
+            result = _run([tool, *layout, "-drop", f"+{x0}+{y0}", str(region_path)], data)
             if result is None:
                 return None
             data = result

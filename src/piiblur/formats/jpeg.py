@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
@@ -214,10 +215,7 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
         progressive, restart = bool(original.progressive_mode), _restart_interval(source.data)
         patch = _PatchEncoder(jpeglib, source, original, Path(tmp))
         if source.mode == "CMYK":  # jpeglib cannot write a fourth component: drop the patches in with jpegtran
-            patches = [(c0 * mcu[1], r0 * mcu[0], patch.encode(pixels[r0 * mcu[0] : r1 * mcu[0],
-                                                                      c0 * mcu[1] : c1 * mcu[1]]))
-                       for r0, r1, c0, c1 in _lossless.mcu_rectangles(mcus)]
-            data = _lossless.drop(source.data, patches, progressive, restart)
+            data = _lossless.drop(source.data, _regions(mcus, mcu, pixels, patch), progressive, restart)
             if data is None:
                 raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), not installed")
             layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
@@ -234,6 +232,24 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
     notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
              f"every other DCT coefficient kept exactly"]
     return data, notes + layout
+
+
+def _regions(mcus: np.ndarray, mcu: tuple[int, int], pixels: np.ndarray,
+             patch: _PatchEncoder) -> list[_lossless.Region]:
+    """The changed MCUs as regions (one per connected group) of exact-cover patches, in pixels."""
+    count, labels = cv2.connectedComponents(mcus.astype(np.uint8), connectivity=8)
+    height, width = pixels.shape[:2]
+    regions: list[_lossless.Region] = []
+    for label in range(1, count):
+        rows, cols = np.nonzero(labels == label)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        box = (c0 * mcu[1], r0 * mcu[0], min(width, c1 * mcu[1]) - c0 * mcu[1], min(height, r1 * mcu[0]) - r0 * mcu[0])
+        patches = [(pc0 * mcu[1], pr0 * mcu[0],
+                    patch.encode(pixels[pr0 * mcu[0] : pr1 * mcu[0], pc0 * mcu[1] : pc1 * mcu[1]]))
+                   for pr0, pr1, pc0, pc1 in _lossless.mcu_rectangles(labels[r0:r1, c0:c1] == label)
+                   for pr0, pr1, pc0, pc1 in [(pr0 + r0, pr1 + r0, pc0 + c0, pc1 + c0)]]
+        regions.append((box, patches))
+    return regions
 
 
 class _PatchEncoder:
