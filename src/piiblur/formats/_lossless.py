@@ -63,7 +63,7 @@ def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None
         if rewritten is not None:
             return rewritten, layout_note(progressive, restart)
     if not progressive:
-        return None, "restart interval dropped (jpeglib does not write restart markers; install jpegtran to keep it)"
+        return None, "restart interval dropped (install jpegtran to keep it)"
     import mozjpeg_lossless_optimization as mozjpeg
 
     try:
@@ -119,10 +119,9 @@ def drop(data: bytes, regions: list[Region], progressive: bool, restart: int) ->
         for (x0, y0, width, height), patches in regions:
             region = _run([tool, "-copy", "none", "-crop", f"{width}x{height}+{x0}+{y0}"], data)
             for x, y, patch in patches:
-                if region is None:
-                    return None
                 patch_path.write_bytes(patch)
-                region = _run([tool, "-copy", "none", "-drop", f"+{x - x0}+{y - y0}", str(patch_path)], region)
+                if region is not None:
+                    region = _run([tool, "-copy", "none", "-drop", f"+{x - x0}+{y - y0}", str(patch_path)], region)
             if region is None:
                 return None
             region_path.write_bytes(region)

@@ -6,7 +6,7 @@ the blurred picture, encoded by libjpeg at the input's quantisation tables, samp
 Every other coefficient stays exactly as it was. RGB and greyscale files are written by jpeglib
 (baseline, optimised Huffman tables), then given back the input's progressive scans and restart
 interval by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth component) have the
-changed blocks dropped in by ``jpegtran -drop``, a rectangle of MCUs at a time. Where no lossless path
+changed blocks dropped in by ``jpegtran -drop``, one blurred region at a time. Where no lossless path
 exists (no jpegtran for CMYK, unreadable coefficients), the whole picture is re-encoded with Pillow at
 the input's tables, sampling, progressive mode and restart interval, and the notes say so.
 
@@ -222,12 +222,9 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
         else:
             data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
             layout = []
-            if progressive or restart:
+            if progressive or restart:  # jpeglib writes baseline JPEG without restart markers
                 rewritten, note = _lossless.relayout(data, progressive, restart)
-                data = rewritten or data
-                layout = [note]
-                if rewritten is None and progressive:
-                    layout.append("progressive input written as baseline (jpeglib writes sequential JPEG only)")
+                data, layout = rewritten or data, [note]
     share = 100.0 * mcus.sum() / mcus.size
     notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
              f"every other DCT coefficient kept exactly"]
