@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -196,3 +197,18 @@ def test_script_entry_point_from_the_repository_root(tmp_path: Path):
     result = subprocess.run([sys.executable, "pii-blur.py", "--help"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0 and "OUTPUT_DIR" in result.stdout
+
+
+def test_decoder_warnings_land_in_the_notes_not_on_the_terminal(tmp_path: Path, blurrer, capfd):
+    # an EXIF block cut short: Pillow warns while reading it; the picture itself is fine
+    exif = Image.Exif()
+    exif[0x010F] = "A long camera maker name"
+    buffer = io.BytesIO()
+    Image.open(EXAMPLE).save(buffer, format="JPEG", quality=92, exif=exif.tobytes()[:-20])
+    source = tmp_path / "cut_exif.jpg"
+    source.write_bytes(buffer.getvalue())
+    capfd.readouterr()
+    result = blurrer.process(source, tmp_path / "out.jpg")
+    assert result.status == "blurred" and result.written
+    assert "decoder warned: Truncated File Read" in result.notes
+    assert "Truncated File Read" not in capfd.readouterr().err

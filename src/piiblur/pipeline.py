@@ -7,6 +7,7 @@ turns one input file into one output file plus a ``FileResult`` for the report.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,16 @@ class Blurrer:
         For images kept in object storage and for the Ray engine. The bytes returned are
         None when nothing was found (status "copied": the caller copies the source as it
         is) or when the image failed; the caller writes, and fills in ``output`` and
-        ``written``.
+        ``written``. What the decoders warn about (corrupt EXIF, a malformed MPO index ...)
+        goes into the file's notes rather than onto the terminal.
         """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result, encoded = self._process_bytes(data, label, path)
+        result.notes.extend(dict.fromkeys(f"decoder warned: {w.message}" for w in caught))
+        return result, encoded
+
+    def _process_bytes(self, data: bytes, label: str, path: Path | None) -> tuple[FileResult, bytes | None]:
         result = FileResult(label, None, "failed")
         clock = _Clock(result.timings)
         try:
@@ -156,7 +165,7 @@ class Blurrer:
             clock.lap("blur")
             encoded = encode_image(image, pixels)
             clock.lap("encode")
-            result.notes = encoded.notes
+            result.notes.extend(encoded.notes)
             result.status = "blurred"
             return result, encoded.data
         except ImageError as exc:
