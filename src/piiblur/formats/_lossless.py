@@ -31,6 +31,9 @@ def jpegtran() -> str | None:
 
 
 def _run(command: list[str], data: bytes) -> bytes | None:
+    """The tool's output stream, or None when it failed or warned. A warning (exit status 2) means a
+    damaged stream that libjpeg-turbo may read differently from the decoder whose pixels were searched:
+    blocks dropped into it could miss what they should cover, so the caller re-encodes instead."""
     try:
         done = subprocess.run(command, input=data, capture_output=True, timeout=_TIMEOUT_S, check=True)
     except (OSError, subprocess.SubprocessError):

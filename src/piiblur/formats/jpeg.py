@@ -217,7 +217,8 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
         if source.mode == "CMYK":  # jpeglib cannot write a fourth component: drop the patches in with jpegtran
             data = _lossless.drop(source.data, _regions(mcus, mcu, pixels, patch), progressive, restart)
             if data is None:
-                raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), not installed")
+                raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), " + (
+                    "not installed" if _lossless.jpegtran() is None else "which refused this stream"))
             layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
         else:
             data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
