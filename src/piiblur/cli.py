@@ -37,9 +37,10 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
                        help="what to blur, comma-separated (default: face,plate)")
     group.add_argument("--face-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["face"], metavar="SCORE",
-                       help="lowest face score that is blurred (default: %(default)s; two thirds of it in panoramas)")
+                       help="lowest face score that is blurred (default: %(default)s; in panoramas, down to two "
+                       "thirds of it when a closer look confirms the find)")
     group.add_argument("--plate-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["plate"], metavar="SCORE",
-                       help="lowest plate score that is blurred (default: %(default)s)")
+                       help="lowest plate score that is blurred (default: %(default)s; in panoramas as for faces)")
     group.add_argument("--strength", type=float, default=1.0,
                        help="blur strength; sigma is a quarter of the region at 1.0 (default: %(default)s)")
     group.add_argument("--projection", choices=["auto", "equirectangular", "planar"], default="auto",
