@@ -124,6 +124,10 @@ class OnnxDetector:
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, rgb: np.ndarray, pad_value: int = 0, scale: float = 1.0) -> list[np.ndarray]:
-        blob = pad_to_multiple(rgb, self.stride, pad_value).transpose(2, 0, 1)[None].astype(np.float32)
-        return self.session.run(None, {self.input_name: blob * scale if scale != 1.0 else blob})
+        # one C-ordered float copy, scaled in place: onnxruntime would copy a strided array once more
+        blob = np.ascontiguousarray(pad_to_multiple(rgb, self.stride, pad_value).transpose(2, 0, 1)[None],
+                                    dtype=np.float32)
+        if scale != 1.0:
+            blob *= scale
+        return self.session.run(None, {self.input_name: blob})
 
