@@ -37,8 +37,8 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
                        help="what to blur, comma-separated (default: face,plate)")
     group.add_argument("--face-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["face"], metavar="SCORE",
-                       help="lowest face score that is blurred (default: %(default)s; in panoramas, down to two "
-                       "thirds of it when a closer look confirms the find)")
+                       help="lowest face score that is blurred (default: %(default)s; in panoramas, down to half "
+                       "of it when a closer look confirms the find)")
     group.add_argument("--plate-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["plate"], metavar="SCORE",
                        help="lowest plate score that is blurred (default: %(default)s; in panoramas as for faces)")
     group.add_argument("--strength", type=float, default=1.0,
