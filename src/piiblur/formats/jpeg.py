@@ -242,10 +242,11 @@ def _regions(mcus: np.ndarray, mcu: tuple[int, int], pixels: np.ndarray,
         rows, cols = np.nonzero(labels == label)
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
         box = (c0 * mcu[1], r0 * mcu[0], min(width, c1 * mcu[1]) - c0 * mcu[1], min(height, r1 * mcu[0]) - r0 * mcu[0])
-        patches = [(pc0 * mcu[1], pr0 * mcu[0],
-                    patch.encode(pixels[pr0 * mcu[0] : pr1 * mcu[0], pc0 * mcu[1] : pc1 * mcu[1]]))
-                   for pr0, pr1, pc0, pc1 in _lossless.mcu_rectangles(labels[r0:r1, c0:c1] == label)
-                   for pr0, pr1, pc0, pc1 in [(pr0 + r0, pr1 + r0, pc0 + c0, pc1 + c0)]]
+        patches: list[_lossless.Patch] = []
+        for pr0, pr1, pc0, pc1 in _lossless.mcu_rectangles(labels[r0:r1, c0:c1] == label):
+            top, bottom = (r0 + pr0) * mcu[0], (r0 + pr1) * mcu[0]
+            left, right = (c0 + pc0) * mcu[1], (c0 + pc1) * mcu[1]
+            patches.append((left, top, patch.encode(pixels[top:bottom, left:right])))
         regions.append((box, patches))
     return regions
 
