@@ -131,7 +131,9 @@ def _with_payload(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _encoder_options(source: SourceImage) -> tuple[dict[str, Any], str]:
+def _encoder_options(source: SourceImage, layout: bool = True) -> tuple[dict[str, Any], str]:
+    """Pillow's save options that reproduce the input's coding, and a description of them; with
+    ``layout`` False, only tables and sampling (progressive mode and restarts left out)."""
     image = source.image
     options: dict[str, Any] = {"format": "JPEG"}
     described = []
@@ -147,16 +149,13 @@ def _encoder_options(source: SourceImage) -> tuple[dict[str, Any], str]:
     if sampling != -1:
         options["subsampling"] = sampling
         described.append(f"subsampling {_SAMPLING_NAMES.get(sampling, sampling)}")
-    if image.info.get("progressive") or image.info.get("progression"):
+    if layout and (image.info.get("progressive") or image.info.get("progression")):
         options["progressive"] = True
         described.append("progressive")
-    segments, _ = header_segments(source.data)
-    for marker, segment in segments:
-        if marker == _DRI and len(segment) >= 6:
-            interval = struct.unpack_from(">H", segment, 4)[0]
-            if interval:
-                options["restart_marker_blocks"] = interval
-                described.append(f"restart interval {interval}")
+    interval = _restart_interval(source.data) if layout else 0
+    if interval:
+        options["restart_marker_blocks"] = interval
+        described.append(f"restart interval {interval}")
     return options, ", ".join(described)
 
 
@@ -194,9 +193,7 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
 
     if source.mode not in ("RGB", "L", "CMYK"):
         raise NotTransplantable(f"{source.mode} JPEG: no lossless path for this colour mode")
-    _, description = _encoder_options(source)
-    description = ", ".join(part for part in description.split(", ")
-                            if part != "progressive" and not part.startswith("restart"))
+    _, description = _encoder_options(source, layout=False)
     with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
         original_path = Path(tmp) / "in.jpg"
         original_path.write_bytes(source.data)
