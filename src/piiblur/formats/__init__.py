@@ -211,8 +211,11 @@ def encode_image(source: SourceImage, pixels: np.ndarray) -> Encoded:
 
 
 def _encode_with_pillow(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    from ._scrub import Scrub  # here: the plugin modules import this package
+
     out = io.BytesIO()
-    params = {k: v for k, v in source.image.info.items() if k in ("icc_profile", "exif", "dpi", "xmp")}
     image = Image.fromarray(pixels) if pixels.dtype != np.uint8 else Image.fromarray(pixels, source.mode)
+    scrub = Scrub(image)
+    params = scrub.pillow_options(source.image.info, ("icc_profile", "exif", "dpi", "xmp"))
     image.save(out, format=source.format, **params)
-    return Encoded(out.getvalue(), [f"written by Pillow's generic {source.format} writer"])
+    return Encoded(out.getvalue(), [f"written by Pillow's generic {source.format} writer", *scrub.notes])

@@ -57,23 +57,53 @@ def parse_extended(payload: bytes) -> tuple[str, int, int, bytes] | None:
 
 
 def assemble(payloads: list[bytes]) -> dict[str, bytes]:
-    """The extended XMP packets of a file, by GUID."""
+    """The complete extended XMP packets of a file, by GUID (incomplete ones left out: see ``gather``)."""
+    return gather(payloads)[0]
+
+
+def gather(payloads: list[bytes]) -> tuple[dict[str, bytes], list[str]]:
+    """The complete extended XMP packets of a file, by GUID, and the GUIDs of incomplete ones.
+
+    Nothing is allocated beyond the bytes present: a packet is joined only when its chunks cover every
+    byte of the length they claim, contiguously from 0. A claim the chunks do not make good (a 4 GB length
+    in an 81 KB file, a missing chunk, chunks that disagree on the length) makes the packet incomplete:
+    it is not trusted, and the caller drops it.
+    """
     parts: dict[str, dict[int, bytes]] = {}
-    lengths: dict[str, int] = {}
+    lengths: dict[str, set[int]] = {}
     for payload in payloads:
         parsed = parse_extended(payload)
         if parsed is None:
             continue
         guid, full, offset, data = parsed
         parts.setdefault(guid, {})[offset] = data
-        lengths[guid] = full
-    packets = {}
+        lengths.setdefault(guid, set()).add(full)
+    packets: dict[str, bytes] = {}
+    incomplete: list[str] = []
     for guid, pieces in parts.items():
-        whole = bytearray(lengths[guid])
-        for offset, data in pieces.items():
-            whole[offset:offset + len(data)] = data[: max(0, lengths[guid] - offset)]
-        packets[guid] = bytes(whole)
-    return packets
+        joined = _join(pieces, lengths[guid])
+        if joined is None:
+            incomplete.append(guid)
+        else:
+            packets[guid] = joined
+    return packets, incomplete
+
+
+def _join(pieces: dict[int, bytes], lengths: set[int]) -> bytes | None:
+    """The pieces joined when they cover exactly [0, length) of the one length they all claim, else None."""
+    if len(lengths) != 1:
+        return None
+    (full,) = lengths
+    if sum(len(data) for data in pieces.values()) < full:  # cheap refusal before any joining
+        return None
+    position, ordered = 0, []
+    for offset in sorted(pieces):
+        if offset != position or position >= full:
+            return None
+        data = pieces[offset][: full - position]
+        ordered.append(data)
+        position += len(data)
+    return b"".join(ordered) if position == full else None
 
 
 def split(packet: bytes) -> tuple[str, list[bytes]]:

@@ -16,8 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from . import Encoded, SourceImage
-from ._exif import scrub_exif
-from ._xmp import strip_images
+from ._scrub import Scrub
 
 FORMATS = ("HEIF", "AVIF")
 
@@ -37,19 +36,11 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     picture = Image.fromarray(pixels) if pixels.dtype != np.uint8 else Image.fromarray(pixels, source.mode)
     info = source.image.info
     notes = [f"re-encoded at quality {QUALITY} ({source.format} stores no reusable quantisation)"]
-    options: dict[str, Any] = {"format": source.format, "quality": QUALITY}
-    if info.get("icc_profile"):
-        options["icc_profile"] = info["icc_profile"]
-    if info.get("xmp"):
-        xmp, removed = strip_images(info["xmp"] if isinstance(info["xmp"], bytes) else info["xmp"].encode())
-        options["xmp"] = xmp
-        if removed:
-            notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
-    if info.get("exif"):
-        options["exif"], exif_notes = scrub_exif(info["exif"], picture.convert("RGB"))
-        notes.extend(exif_notes)
-        if source.format == "AVIF":
-            notes.append(_avif_orientation_note(options["exif"]))
+    scrub = Scrub(picture)
+    options: dict[str, Any] = {"format": source.format, "quality": QUALITY, **scrub.pillow_options(info)}
+    notes.extend(scrub.notes)
+    if options.get("exif") and source.format == "AVIF":
+        notes.append(_avif_orientation_note(options["exif"]))
     if source.format == "HEIF":
         depth = int(info.get("bit_depth") or 8)
         if depth > 8:

@@ -35,8 +35,9 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from . import Encoded, SourceImage, _lossless
-from ._exif import EXIF_HEADER, redraw_previews, scrub_exif
-from ._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, assemble, extended_guid, split, strip_images, with_guid
+from ._exif import EXIF_HEADER
+from ._scrub import Scrub
+from ._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, extended_guid, gather, split, with_guid
 
 FORMATS = ("JPEG", "MPO")
 
@@ -335,29 +336,36 @@ def reencode(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]
     return out.getvalue(), [description]
 
 
-def _strip_xmp_images(old_segments: list[tuple[int, bytes]], notes: list[str]) -> list[tuple[int, bytes]]:
-    """Remove images embedded in the main and extended XMP; the rest of both stays byte for byte."""
-    extended = [seg for marker, seg in old_segments if marker == 0xE1 and _payload(seg).startswith(EXTENDED_SIGNATURE)]
-    packets = assemble([_payload(seg) for seg in extended])
+def extended_xmp(segments: list[tuple[int, bytes]]) -> tuple[dict[str, bytes], list[str]]:
+    """The extended XMP packets of a JPEG's header segments by GUID, and the GUIDs of incomplete ones."""
+    return gather([_payload(seg) for marker, seg in segments
+                   if marker == 0xE1 and _payload(seg).startswith(EXTENDED_SIGNATURE)])
+
+
+def _strip_xmp_images(old_segments: list[tuple[int, bytes]], scrub: Scrub) -> list[tuple[int, bytes]]:
+    """Remove images embedded in the main and extended XMP; the rest of both stays byte for byte.
+
+    An incomplete extended XMP (its chunks do not make up the length they claim) is removed whole."""
+    packets, incomplete = extended_xmp(old_segments)
     replaced: dict[str, list[bytes]] = {}
-    new_guids: dict[str, str] = {}
+    new_guids: dict[str, str] = {guid: "" for guid in incomplete}
+    for guid in incomplete:
+        scrub.notes.append(f"extended XMP {guid} removed: incomplete (its chunks do not hold the length it claims)")
     for guid, packet in packets.items():
-        stripped, removed = strip_images(packet)
-        if removed:
-            notes.append(f"image(s) embedded in the extended XMP removed: {', '.join(removed)}")
+        stripped = scrub.xmp(packet, "extended XMP")
+        if stripped != packet:
             new_guids[guid], payloads = split(stripped)
             replaced[guid] = [_with_payload(0xE1, p) for p in payloads]
     result: list[tuple[int, bytes]] = []
     for marker, seg in old_segments:
         payload = _payload(seg)
         if marker == 0xE1 and payload.startswith(XMP_SIGNATURE):
-            body, removed = strip_images(payload[len(XMP_SIGNATURE):])
-            if removed:
-                notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
+            original = payload[len(XMP_SIGNATURE):]
+            body = scrub.xmp(original)
             guid = extended_guid(body)
-            if guid in new_guids:
+            if new_guids.get(guid):
                 body = with_guid(body, new_guids[guid])
-            if removed or guid in new_guids:
+            if body != original:
                 seg = _with_payload(marker, XMP_SIGNATURE + body)
         elif marker == 0xE1 and payload.startswith(EXTENDED_SIGNATURE):
             guid = payload[len(EXTENDED_SIGNATURE):len(EXTENDED_SIGNATURE) + 32].decode("latin-1").upper()
@@ -406,9 +414,9 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     kept: list[bytes] = []
     late: list[bytes] = []  # segments the input has after its frame header (SOF) stay after it
     after_sof = False
-    old_segments = _strip_xmp_images(header_segments(source.data)[0], notes)
+    scrub = Scrub(picture)
+    old_segments = _strip_xmp_images(header_segments(source.data)[0], scrub)
     had_mpf = False
-    rgb = picture.convert("RGB")
     # FlashPix (FPXR) segments can carry a preview split over several segments: it cannot be redrawn, so drop
     fpxr = [seg for marker, seg in old_segments if marker == 0xE2 and _payload(seg).startswith(b"FPXR")]
     drop_fpxr = any(b"\xff\xd8\xff" in seg for seg in fpxr)
@@ -428,15 +436,12 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
             notes.append("Adobe APP14 dropped (it declared RGB storage; the new file is YCbCr)")
             continue
         if marker == 0xE1 and _payload(segment).startswith(EXIF_HEADER):
-            payload, exif_notes = scrub_exif(_payload(segment), rgb)
-            notes.extend(exif_notes)
-            segment = _with_payload(marker, payload)
+            segment = _with_payload(marker, scrub.exif(_payload(segment)))
         elif marker != _COM:  # e.g. the Photoshop thumbnail resource in APP13
-            payload, preview_notes = redraw_previews(_payload(segment), rgb)
-            notes.extend(preview_notes)
-            segment = _with_payload(marker, payload)
+            segment = _with_payload(marker, scrub.previews(_payload(segment)))
         (late if after_sof else kept).append(segment)
     kept.extend(encoder_adobe)  # CMYK output without an Adobe segment in the input
+    notes.extend(scrub.notes)
 
     others = [seg for marker, seg in new_segments if not _is_app_or_com(marker)]
     data = b"\xff\xd8" + b"".join(kept) + b"".join(others) + b"".join(late) + fresh[new_sos:]

@@ -20,8 +20,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from . import Encoded, SourceImage
-from ._exif import scrub_exif
-from ._xmp import strip_images
+from ._scrub import Scrub
 
 FORMATS = ("PNG",)
 
@@ -65,15 +64,55 @@ def make_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _xmp_chunk(kind: bytes, data: bytes, notes: list[str]) -> bytes:
-    """An iTXt XMP chunk without embedded images (unchanged when it holds none)."""
-    if kind != b"iTXt" or not data.startswith(b"XML:com.adobe.xmp\x00\x00"):
+_MAX_TEXT = 64 << 20  # a compressed text chunk inflating beyond this is dropped, not inflated
+
+
+def text_of(kind: bytes, data: bytes) -> tuple[bytes, bytes, bool] | None:
+    """(head, text, compressed) of a tEXt, zTXt or iTXt chunk, the text inflated; None for other chunks.
+
+    Raises ValueError for a text that cannot be inflated (or inflates beyond 64 MB)."""
+    if kind == b"tEXt":
+        head, _, text = data.partition(b"\x00")
+        return head + b"\x00", text, False
+    if kind == b"zTXt":
+        keyword, _, rest = data.partition(b"\x00")
+        return keyword + b"\x00" + rest[:1], _inflate(rest[1:]), True
+    if kind == b"iTXt":
+        keyword, _, rest = data.partition(b"\x00")
+        flag = rest[:1] == b"\x01"
+        language_end = rest.index(b"\x00", 2)
+        head_end = rest.index(b"\x00", language_end + 1) + 1
+        text = rest[head_end:]
+        return keyword + b"\x00" + rest[:head_end], _inflate(text) if flag else text, flag
+    return None
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(data, _MAX_TEXT)
+    except zlib.error as exc:
+        raise ValueError(f"text chunk does not inflate: {exc}") from exc
+    if inflater.unconsumed_tail:
+        raise ValueError("text chunk inflates beyond 64 MB")
+    return text
+
+
+def _text_chunk(kind: bytes, data: bytes, scrub: Scrub) -> bytes | None:
+    """A text chunk (XMP or other) without images embedded in its text; None to drop the chunk."""
+    try:
+        parsed = text_of(kind, data)
+    except ValueError as exc:
+        scrub.notes.append(f"{kind.decode('latin-1')} chunk removed: {exc}")
+        return None
+    if parsed is None:
         return data
-    head = data.index(b"\x00", data.index(b"\x00", len(b"XML:com.adobe.xmp\x00\x00")) + 1) + 1
-    stripped, removed = strip_images(data[head:])
-    if removed:
-        notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
-    return data[:head] + stripped
+    head, text, compressed = parsed
+    keyword = head.partition(b"\x00")[0].decode("latin-1")
+    stripped = scrub.xmp(text, "XMP" if keyword == "XML:com.adobe.xmp" else f"{keyword} text")
+    if stripped == text:
+        return data
+    return head + (zlib.compress(stripped) if compressed else stripped)
 
 
 def _encode_deep(source: SourceImage, pixels: np.ndarray, original: list[tuple[bytes, bytes]]) -> Encoded:
@@ -84,6 +123,7 @@ def _encode_deep(source: SourceImage, pixels: np.ndarray, original: list[tuple[b
         raise ValueError("OpenCV could not encode the 16-bit PNG")
     written = chunks(encoded.tobytes())
     notes: list[str] = ["16-bit colour kept (written by OpenCV, every ancillary chunk carried over)"]
+    scrub = Scrub(Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB"))
     before, after = [], []
     seen_idat = False
     for kind, data in original:
@@ -96,10 +136,11 @@ def _encode_deep(source: SourceImage, pixels: np.ndarray, original: list[tuple[b
             notes.append(f"{keyword} text chunk removed: it holds a thumbnail")
             continue
         if kind == b"eXIf":
-            data, exif_notes = scrub_exif(data, Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB"))
-            notes.extend(exif_notes)
-        data = _xmp_chunk(kind, data, notes)
-        (after if seen_idat else before).append(make_chunk(kind, data))
+            data = scrub.exif(data)
+        scrubbed = _text_chunk(kind, data, scrub)
+        if scrubbed is not None:
+            (after if seen_idat else before).append(make_chunk(kind, scrubbed))
+    notes.extend(scrub.notes)
     body = b"".join(make_chunk(kind, data) for kind, data in written if kind not in (b"IHDR", b"IEND"))
     return Encoded(_SIGNATURE + make_chunk(b"IHDR", dict(written)[b"IHDR"]) + b"".join(before) + body
                    + b"".join(after) + make_chunk(b"IEND", b""), notes)
@@ -145,7 +186,7 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     paletted = _to_palette(source, pixels)
     same_mode = (source.image.mode == source.mode or paletted is not None) and not deep_colour
     notes: list[str] = []
-    rgb = picture.convert("RGB")
+    scrub = Scrub(picture)
     if paletted is not None:
         picture = paletted
 
@@ -156,19 +197,17 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
             keyword = data.partition(b"\x00")[0].decode("latin-1")
             notes.append(f"{keyword} text chunk removed: it holds a thumbnail")
         elif kind in _COPIED or (kind in _SAME_MODE_ONLY and same_mode):
-            pnginfo.add(kind, _xmp_chunk(kind, data, notes))
+            scrubbed = _text_chunk(kind, data, scrub)
+            if scrubbed is not None:
+                pnginfo.add(kind, scrubbed)
         elif kind not in _HANDLED and kind not in _ANIMATION and kind.decode("latin-1") not in dropped:
             dropped.append(kind.decode("latin-1"))
     options: dict[str, Any] = {"format": "PNG", "pnginfo": pnginfo}
-    if info.get("icc_profile"):
-        options["icc_profile"] = info["icc_profile"]
-    if info.get("dpi"):
-        options["dpi"] = info["dpi"]
+    options.update(scrub.pillow_options(info, ("icc_profile", "dpi")))
     if "transparency" in info and same_mode and (source.mode != "RGBA" or paletted is not None):
         options["transparency"] = info["transparency"]
-    if info.get("exif"):
-        options["exif"], exif_notes = scrub_exif(info["exif"], rgb)
-        notes.extend(exif_notes)
+    options.update(scrub.pillow_options(info, ("exif",)))
+    notes.extend(scrub.notes)
 
     out = io.BytesIO()
     picture.save(out, **options)

@@ -19,13 +19,12 @@ from PIL import Image
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from . import Encoded, SourceImage
-from ._exif import redraw_previews
-from ._xmp import strip_images
+from ._scrub import Scrub
 
 FORMATS = ("TIFF",)
 
 EXIF_IFD, GPS_IFD, INTEROP_IFD, PHOTOSHOP, ICC = 0x8769, 0x8825, 0xA005, 34377, 34675
-ORIENTATION, XMP = 274, 700
+ORIENTATION, XMP, MAKER_NOTE = 274, 700, 0x927C
 _LAYOUT_TAGS = {
     256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339,
     347, 513, 514, 530, 531, 532, EXIF_IFD, GPS_IFD, INTEROP_IFD, ICC,
@@ -33,7 +32,7 @@ _LAYOUT_TAGS = {
 _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 
 
-def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageFileDirectory_v2:
+def _tags(source: SourceImage, scrub: Scrub) -> ImageFileDirectory_v2:
     original = source.image.tag_v2
     tags = ImageFileDirectory_v2()
     with Image.open(io.BytesIO(source.data)) as unloaded:  # tags as in the file, before decoding
@@ -47,24 +46,22 @@ def _tags(source: SourceImage, picture: Image.Image, notes: list[str]) -> ImageF
             continue
         value = original[tag]
         if tag == PHOTOSHOP and isinstance(value, bytes):
-            value, redrawn = redraw_previews(value, picture)
-            notes.extend(redrawn)
+            value = scrub.previews(value)
         if tag == XMP and isinstance(value, bytes):
-            value, removed = strip_images(value)
-            if removed:
-                notes.append(f"image(s) embedded in the XMP removed: {', '.join(removed)}")
+            value = scrub.xmp(value)
         tags[tag] = value
         if tag in original.tagtype:
             tags.tagtype[tag] = original.tagtype[tag]
     return tags
 
 
-def _sub_ifds(source: SourceImage) -> dict[int, dict[int, Any]]:
+def _sub_ifds(source: SourceImage, scrub: Scrub) -> dict[int, dict[int, Any]]:
     exif = source.image.getexif()
     found: dict[int, dict[int, Any]] = {}
     for tag in (EXIF_IFD, GPS_IFD):
         if tag in source.image.tag_v2:
-            values = {k: v for k, v in exif.get_ifd(tag).items() if k != INTEROP_IFD}
+            values = {k: scrub.previews(v) if k == MAKER_NOTE and isinstance(v, bytes) else v
+                      for k, v in exif.get_ifd(tag).items() if k != INTEROP_IFD}
             if values:
                 found[tag] = values
     return found
@@ -108,8 +105,8 @@ def _save(picture: Image.Image, options: dict[str, Any]) -> bytes:
 def _encode_deep(source: SourceImage, pixels: np.ndarray) -> Encoded:
     """16-bit RGB(A) as a little-endian baseline TIFF: one strip, Deflate unless the input was uncompressed."""
     notes = ["16-bit colour kept"]
-    preview = Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB")
-    tags = _tags(source, preview, notes)
+    scrub = Scrub(Image.fromarray((pixels[..., :3] >> 8).astype(np.uint8), "RGB"))
+    tags = _tags(source, scrub)
     height, width, samples = pixels.shape
     raw = np.ascontiguousarray(pixels.astype("<u2")).tobytes()
     compressed = (source.image.info.get("compression") or "raw") != "raw"
@@ -132,8 +129,8 @@ def _encode_deep(source: SourceImage, pixels: np.ndarray) -> Encoded:
     if source.image.info.get("icc_profile"):
         tags[ICC] = source.image.info["icc_profile"]
         tags.tagtype[ICC] = 7
-    data = head + tags.tobytes(8) + strip
-    return Encoded(append_sub_ifds(data, _sub_ifds(source)), notes)
+    data = append_sub_ifds(head + tags.tobytes(8) + strip, _sub_ifds(source, scrub))
+    return Encoded(data, [*notes, *scrub.notes])
 
 
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
@@ -143,7 +140,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     picture = Image.fromarray(pixels) if source.mode.startswith("I;16") else Image.fromarray(pixels, source.mode)
     info = source.image.info
     notes: list[str] = []
-    options: dict[str, Any] = {"format": "TIFF", "tiffinfo": _tags(source, picture.convert("RGB"), notes)}
+    scrub = Scrub(picture)
+    options: dict[str, Any] = {"format": "TIFF", "tiffinfo": _tags(source, scrub)}
     if info.get("icc_profile"):
         options["icc_profile"] = info["icc_profile"]
     compression = info.get("compression") or "raw"
@@ -156,7 +154,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
         options.pop("quality", None)
         data = _save(picture, {**options, "compression": _FALLBACK_COMPRESSION})
         notes.append(f"written with {_FALLBACK_COMPRESSION} compression ({compression} failed: {exc})")
-    data = append_sub_ifds(data, _sub_ifds(source))
+    data = append_sub_ifds(data, _sub_ifds(source, scrub))
+    notes = [*scrub.notes, *notes]
     if source.image.mode != source.mode:
         notes.append(f"written as {source.mode} (the input was {source.image.mode})")
     bits = source.image.tag_v2.get(258, (8,))

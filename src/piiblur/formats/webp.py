@@ -1,4 +1,5 @@
-"""WebP writer: lossless stays lossless (exact pixels), lossy is written at quality 90; EXIF, ICC and XMP kept."""
+"""WebP writer: lossless stays lossless (exact pixels), lossy is written at quality 90; EXIF, ICC and XMP kept
+(scrubbed of embedded images like every format's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import Encoded, SourceImage
-from ._exif import scrub_exif
+from ._scrub import Scrub
 
 FORMATS = ("WEBP",)
 
@@ -50,12 +51,9 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     else:
         options["quality"] = LOSSY_QUALITY
         notes = [f"re-encoded lossy at quality {LOSSY_QUALITY} (the input's quality is not recorded in WebP)"]
-    for key in ("icc_profile", "xmp"):
-        if info.get(key):
-            options[key] = info[key]
-    if info.get("exif"):
-        options["exif"], exif_notes = scrub_exif(info["exif"], picture.convert("RGB"))
-        notes.extend(exif_notes)
+    scrub = Scrub(picture)
+    options.update(scrub.pillow_options(info))
+    notes.extend(scrub.notes)
     out = io.BytesIO()
     picture.save(out, **options)
     if getattr(source.image, "n_frames", 1) > 1:
