@@ -130,9 +130,20 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
     Each is found by its SOI and the next EOI and replaced like the thumbnail (zeroed when no new
     one fits). Returns the new payload and how many previews were replaced.
     """
-    skip = thumbnail_range(payload)
     out = bytearray(payload)
-    count, pos = 0, payload.find(b"\xff\xd8\xff")
+    spans = preview_spans(payload)
+    for pos, end in spans:
+        new = make_thumb(payload[pos:end], end - pos)
+        _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
+    return bytes(out), len(spans)
+
+
+def preview_spans(payload: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every decodable JPEG in a block (from an SOI to the next EOI), the IFD1 thumbnail
+    of an EXIF payload left out."""
+    skip = thumbnail_range(payload)
+    spans: list[tuple[int, int]] = []
+    pos = payload.find(b"\xff\xd8\xff")
     while pos >= 0:
         end = payload.find(b"\xff\xd9", pos + 3)
         if end < 0:
@@ -140,14 +151,12 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
         end += 2
         inside_thumb = skip is not None and skip[0] <= pos < skip[1]
         if not inside_thumb and _decodes(payload[pos:end]):
-            new = make_thumb(payload[pos:end], end - pos)
-            _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
-            count += 1
+            spans.append((pos, end))
             pos = end
         else:
             pos += 3
         pos = payload.find(b"\xff\xd8\xff", pos)
-    return bytes(out), count
+    return spans
 
 
 def thumb_maker(picture: Image.Image) -> ThumbMaker:

@@ -8,6 +8,7 @@ segments (it is referenced by an MD5 GUID from the main packet, which is updated
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import struct
@@ -18,6 +19,7 @@ _CHUNK = 65000  # extended XMP data per APP1 segment (the segment limit is 65533
 
 # base64 openings of JPEG, PNG, TIFF (both byte orders), WebP/RIFF, GIF and HEIF/MP4 (ftyp) data
 _IMAGE_B64 = rb"(?:/9j/|iVBORw0KGgo|SUkqA|TU0AK|UklGR|R0lGOD|AAAA[A-Za-z0-9+/]{2}ZnR5c)"
+_OPENING = re.compile(_IMAGE_B64)
 _NAME = rb"[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*"
 _ATTRIBUTE = re.compile(rb"\s(" + _NAME + rb')\s*=\s*(["\'])\s*' + _IMAGE_B64 + rb"[^\"']{64,}\2")
 _ELEMENT = re.compile(rb"<(" + _NAME + rb")(?:\s[^>]*)?>\s*" + _IMAGE_B64 + rb"[^<]{64,}</\1\s*>")
@@ -35,6 +37,22 @@ def strip_images(packet: bytes) -> tuple[bytes, list[str]]:
     packet = _ELEMENT.sub(drop, packet)
     packet = _ATTRIBUTE.sub(drop, packet)
     return packet, removed
+
+
+def images_in(packet: bytes) -> list[tuple[str, bytes]]:
+    """The images ``strip_images`` removes: (property name, decoded bytes) each, in the packet's order."""
+    found: list[tuple[int, str, bytes]] = []
+    for pattern in (_ELEMENT, _ATTRIBUTE):
+        for match in pattern.finditer(packet):
+            start = _OPENING.search(match.group(0)).start()  # type: ignore[union-attr]
+            text = re.sub(rb"&#x?[0-9A-Fa-f]+;|[^A-Za-z0-9+/=]", b"", match.group(0)[start:].split(b"<")[0])
+            text = text.split(b"=")[0]
+            try:
+                data = base64.b64decode(text + b"=" * (-len(text) % 4))
+            except ValueError:
+                data = b""
+            found.append((match.start(), match.group(1).decode("latin-1"), data))
+    return [(name, data) for _, name, data in sorted(found)]
 
 
 def extended_guid(main: bytes) -> str | None:

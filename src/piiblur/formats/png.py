@@ -49,15 +49,20 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 def holds_jpeg(kind: bytes, data: bytes) -> bool:
     """True for an ImageMagick "Raw profile type ..." text chunk (hex-encoded EXIF, IPTC, ...) that embeds
     a JPEG, such as an EXIF thumbnail. Such a chunk is dropped, as the thumbnail cannot be redrawn in it."""
+    blob = raw_profile(kind, data)
+    return blob is not None and b"\xff\xd8\xff" in blob
+
+
+def raw_profile(kind: bytes, data: bytes) -> bytes | None:
+    """The bytes of an ImageMagick "Raw profile type ..." text chunk (hex-encoded), else None."""
     keyword, _, rest = data.partition(b"\x00")
     if kind not in (b"tEXt", b"zTXt") or not keyword.startswith(b"Raw profile type"):
-        return False
+        return None
     try:
-        text = zlib.decompress(rest[1:]) if kind == b"zTXt" else rest
-        blob = bytes.fromhex("".join(text.decode("latin-1").split()[2:]))
-    except (zlib.error, ValueError):
-        return False
-    return b"\xff\xd8\xff" in blob
+        text = _inflate(rest[1:]) if kind == b"zTXt" else rest
+        return bytes.fromhex("".join(text.decode("latin-1").split()[2:]))
+    except ValueError:
+        return None
 
 
 def make_chunk(kind: bytes, data: bytes) -> bytes:

@@ -1,0 +1,202 @@
+"""The images a file carries besides its picture, so that they can be searched too.
+
+An EXIF thumbnail or preview, an image in the XMP (GImage:Data of a portrait-mode photo, in the main or
+the extended packet), a Photoshop preview, a thumbnail in a PNG text chunk, the secondary frames of an
+MPO or whatever JPEG is appended after the image, the secondary images, thumbnails and depth maps of a
+HEIF: each is an ``Embedded``. Those that cannot be taken out whole (an incomplete extended XMP, a
+FlashPix preview split over segments, TIFF SubIFD previews) come with ``data`` None: they cannot be
+searched, so they count as showing something. The writers' ``Scrub`` removes or redraws every one of
+them, so a file whose embedded images show something is written again, its picture unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import Image
+
+from . import SourceImage
+from ._exif import EXIF_HEADER, preview_spans, thumbnail_range
+from ._xmp import XMP_SIGNATURE, images_in
+
+_SOI = b"\xff\xd8\xff"
+_SUB_IFDS, _XMP_TAG, _PHOTOSHOP, _EXIF_IFD, _MAKER_NOTE = 330, 700, 34377, 0x8769, 0x927C
+
+
+@dataclass(frozen=True)
+class Embedded:
+    where: str  # what it is and where it lies, for the notes
+    data: bytes | None  # the image file's bytes; None: it cannot be taken out, so not searched
+
+
+def embedded_images(source: SourceImage) -> list[Embedded]:
+    """Every image ``source`` carries besides its picture (animation frames and TIFF pages excepted)."""
+    found: list[Embedded] = []
+    for kind, where, block in _blocks(source):
+        found.extend(_in_block(kind, where, block))
+    if source.format in ("JPEG", "MPO"):
+        found.extend(_appended(source.data))
+    if source.format in ("HEIF", "AVIF"):
+        found.extend(_heif_extras(source))
+    return found
+
+
+def decode(item: Embedded) -> Image.Image | None:
+    """The embedded image fully decoded, or None when it does not decode."""
+    if item.data is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(item.data)) as image:
+            image.load()
+            return image.copy()
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+
+
+def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
+    if kind == "exif":
+        payload = block if block.startswith(EXIF_HEADER) else EXIF_HEADER + block
+        thumb = thumbnail_range(payload)
+        if thumb is not None:
+            yield Embedded(f"{where} thumbnail", payload[thumb[0]:thumb[1]])
+        for start, end in preview_spans(payload):
+            yield Embedded(f"preview in the {where}", payload[start:end])
+    elif kind == "xmp":
+        for name, data in images_in(block):
+            yield Embedded(f"{name} in the {where}", data)
+    elif kind == "missing":
+        yield Embedded(where, None)
+    else:
+        for start, end in preview_spans(block):
+            yield Embedded(f"preview in the {where}", block[start:end])
+
+
+def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
+    """(kind, where, block) of each metadata block: kind exif, xmp, other (searched for JPEGs) or missing."""
+    if source.format in ("JPEG", "MPO"):
+        yield from _jpeg_blocks(source.data)
+    elif source.format == "PNG":
+        yield from _png_blocks(source.data)
+    elif source.format == "TIFF":
+        yield from _tiff_blocks(source)
+    elif source.format == "WEBP":
+        yield from _webp_blocks(source.data)
+    else:
+        info = source.image.info
+        if isinstance(info.get("exif"), bytes):
+            yield "exif", "EXIF", info["exif"]
+        xmp = info.get("xmp")
+        if xmp:
+            yield "xmp", "XMP", xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+
+
+def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
+    from .jpeg import EXTENDED_SIGNATURE, extended_xmp, header_segments
+
+    segments = header_segments(data)[0]
+    packets, incomplete = extended_xmp(segments)
+    for guid in incomplete:
+        yield "missing", f"extended XMP {guid} (incomplete, so not searched)", b""
+    for packet in packets.values():
+        yield "xmp", "extended XMP", packet
+    for marker, segment in segments:
+        payload = segment[4:]
+        if not (0xE0 <= marker <= 0xEF) or payload.startswith(EXTENDED_SIGNATURE):
+            continue
+        if marker == 0xE1 and payload.startswith(EXIF_HEADER):
+            yield "exif", "EXIF", payload
+        elif marker == 0xE1 and payload.startswith(XMP_SIGNATURE):
+            yield "xmp", "XMP", payload[len(XMP_SIGNATURE):]
+        elif marker == 0xE2 and payload.startswith(b"FPXR") and _SOI in payload:
+            yield "missing", "FlashPix (FPXR) preview (split over segments, so not searched)", b""
+        else:
+            yield "other", f"APP{marker - 0xE0} segment", payload
+
+
+def _appended(data: bytes) -> Iterator[Embedded]:
+    """JPEG streams after the image's end: MPO secondary frames, appended previews."""
+    from .jpeg import image_end
+
+    pos = data.find(_SOI, image_end(data))
+    while pos >= 0:
+        try:
+            length = image_end(data[pos:])
+        except ValueError:
+            length = 3
+        if length > 3:
+            yield Embedded("image after the end of the picture (MPO frame or appended JPEG)", data[pos:pos + length])
+        pos = data.find(_SOI, pos + max(length, 3))
+
+
+def _png_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
+    from .png import chunks, raw_profile, text_of
+
+    for kind, chunk in chunks(data):
+        if kind == b"eXIf":
+            yield "exif", "EXIF", chunk
+            continue
+        blob = raw_profile(kind, chunk)
+        if blob is not None:
+            yield "other", "raw profile text chunk", blob
+        try:
+            text = text_of(kind, chunk)
+        except ValueError:
+            yield "missing", f"{kind.decode('latin-1')} chunk that does not inflate", b""
+            continue
+        if text is not None:
+            keyword = text[0].partition(b"\x00")[0].decode("latin-1")
+            yield "xmp", "XMP" if keyword == "XML:com.adobe.xmp" else f"{keyword} text chunk", text[1]
+
+
+def _tiff_blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
+    tags = source.image.tag_v2
+    if isinstance(tags.get(_XMP_TAG), bytes):
+        yield "xmp", "XMP", tags[_XMP_TAG]
+    if isinstance(tags.get(_PHOTOSHOP), bytes):
+        yield "other", "Photoshop resources", tags[_PHOTOSHOP]
+    note = source.image.getexif().get_ifd(_EXIF_IFD).get(_MAKER_NOTE)
+    if isinstance(note, bytes):
+        yield "other", "maker note", note
+    if _SUB_IFDS in tags:
+        yield "missing", "SubIFD previews (not searched)", b""
+
+
+def _webp_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
+    from .webp import riff_chunks
+
+    for fourcc, chunk in riff_chunks(data):
+        if fourcc == b"EXIF":
+            yield "exif", "EXIF", chunk
+        elif fourcc == b"XMP ":
+            yield "xmp", "XMP", chunk
+
+
+def _heif_extras(source: SourceImage) -> Iterator[Embedded]:
+    """A HEIF's secondary images, thumbnails and depth maps (the writer drops them all)."""
+    frames = getattr(source.image, "n_frames", 1)
+    if frames > 1:
+        with Image.open(io.BytesIO(source.data)) as image:
+            for index in range(1, frames):
+                image.seek(index)
+                yield Embedded(f"secondary image {index + 1} of the HEIF", _png(image))
+    if source.format != "HEIF" or not (source.image.info.get("thumbnails") or source.image.info.get("depth_images")):
+        return
+    try:
+        import pillow_heif
+
+        primary = pillow_heif.open_heif(io.BytesIO(source.data)).get_primary_image() if hasattr(
+            pillow_heif.HeifFile, "get_primary_image") else pillow_heif.open_heif(io.BytesIO(source.data))[0]
+        for index in range(len(primary.info.get("thumbnails") or ())):
+            yield Embedded("HEIF thumbnail", _png(primary.get_thumbnail(index).to_pillow()))
+        for depth in primary.info.get("depth_images") or ():
+            yield Embedded("HEIF depth image", _png(depth.to_pillow()))
+    except (ImportError, OSError, ValueError, RuntimeError, IndexError, AttributeError):
+        yield Embedded("HEIF thumbnails or depth images (they do not decode, so not searched)", None)
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="PNG")
+    return out.getvalue()
