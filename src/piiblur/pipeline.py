@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from piiblur import blur as blurring
 from piiblur import sphere
@@ -25,7 +27,8 @@ from piiblur.formats import (
     encode_image,
     read_image_bytes,
 )
-from piiblur.orientation import upright_to_stored
+from piiblur.formats._embedded import decode, embedded_images
+from piiblur.orientation import TO_UPRIGHT, upright_to_stored
 from piiblur.planar import detect_planar
 from piiblur.storage import copy_atomic, write_atomic
 
@@ -157,16 +160,15 @@ class Blurrer:
             result.orientation = image.orientation
             geo = self.geometry(image)
             result.projection = "equirectangular" if geo is not None else "planar"
-            found = self.detect(image.upright_rgb(), geo)
-            clock.lap("detect")
-            result.detections = found.to_records()
-            if not len(found):
+            founds = self._detect_frames(image, geo, result)
+            if not any(len(found) for found in founds) and not self._embedded_show_something(image, result):
+                clock.lap("detect")
                 result.status = "copied"
                 return result, None
-            stored = upright_to_stored(found, image.orientation, image.size)
-            pixels = self.blur(image.pixels, stored, geo)
+            clock.lap("detect")
+            pixels = self._blur_frames(image, founds, geo)
             clock.lap("blur")
-            encoded = encode_image(image, pixels)
+            encoded = encode_image(image, pixels[0], pixels[1:])
             clock.lap("encode")
             result.notes.extend(encoded.notes)
             result.status = "blurred"
@@ -176,6 +178,71 @@ class Blurrer:
         except OSError as exc:
             result.status, result.reason = "failed", f"{exc.strerror or exc}"
         return result, None
+
+
+    def _detect_frames(self, image: SourceImage, geo: sphere.Equirect | None, result: FileResult) -> list[Detections]:
+        """What every frame shows (one frame but for animations and multi-page TIFFs); the records say which."""
+        founds = [self.detect(image.upright_rgb(), geo)]
+        result.detections = founds[0].to_records()
+        for index, frame in enumerate(image.later, start=2):
+            frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None
+            found = self.detect(frame.upright_rgb(_later_orientation(image)), frame_geo)
+            founds.append(found)
+            result.detections.extend({**record, "frame": index} for record in found.to_records())
+        return founds
+
+    def _blur_frames(self, image: SourceImage, founds: list[Detections], geo: sphere.Equirect | None) -> (
+            list[np.ndarray]):
+        """Every frame's pixels, blurred where something was found."""
+        frames = [image.pixels, *(frame.pixels for frame in image.later)]
+        blurred: list[np.ndarray] = []
+        for pixels, found in zip(frames, founds, strict=True):
+            if not len(found):
+                blurred.append(pixels)
+                continue
+            size = (pixels.shape[1], pixels.shape[0])
+            frame_geo = geo if pixels.shape[:2] == image.pixels.shape[:2] else None
+            stored = upright_to_stored(found, _later_orientation(image) if blurred else image.orientation, size)
+            blurred.append(self.blur(pixels, stored, frame_geo))
+        return blurred
+
+    def _embedded_show_something(self, image: SourceImage, result: FileResult) -> bool:
+        """Search the images ``image`` carries besides its picture (thumbnails, previews, images in the XMP,
+        MPO frames ...). True when one shows something or cannot be searched: the file is then written
+        again, its picture unchanged, and the writer's scrub removes or redraws all of them."""
+        shown: list[str] = []
+        for item in embedded_images(image):
+            picture = decode(item)
+            if picture is None:
+                shown.append(f"{item.where} (it cannot be decoded, so it was not searched)")
+                continue
+            found = self.detect(_upright(picture, image.orientation))
+            if len(found):
+                shown.append(f"{item.where} ({_summary(found)})")
+                result.detections.extend({**record, "embedded": item.where} for record in found.to_records())
+        if shown:
+            result.notes.append("nothing found in the picture itself, but in what the file carries besides it: "
+                                + "; ".join(shown) + "; written again without them")
+        return bool(shown)
+
+
+def _later_orientation(image: SourceImage) -> int:
+    """How the later frames are stored: like the first, but upright when the decoder turned them (TIFF)."""
+    return 1 if image.image_upright else image.orientation
+
+
+def _upright(picture: Image.Image, orientation: int) -> np.ndarray:
+    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
+    is stored like the picture it belongs to)."""
+    own = int(picture.getexif().get(0x0112, 1) or 1)
+    turn = own if own in TO_UPRIGHT and own != 1 else orientation
+    rgb = picture.convert("RGB")
+    return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))
+
+
+def _summary(found: Detections) -> str:
+    counts = Counter(record["class"] for record in found.to_records())
+    return ", ".join(f"{count} {name}{'s' if count > 1 else ''}" for name, count in sorted(counts.items()))
 
 
 class _Clock:

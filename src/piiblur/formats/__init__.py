@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,13 +38,30 @@ IMAGE_EXTENSIONS = frozenset(
 )
 DEFAULT_MAX_PIXELS = 300_000_000  # a 24K x 12K panorama; decompression bombs beyond this are refused
 
-# Pillow modes that blur works on directly; anything else is converted first.
-_NATIVE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F"}
+# Pillow modes that blur works on directly; anything else is converted first. LAB is blurred with its a and
+# b channels (signed in Pillow) moved to unsigned, and written back as LAB.
+_NATIVE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "I;16", "I;16B", "I;16L", "I", "F", "LAB"}
+_LAB_SIGN = np.array([0, 128, 128], np.uint8)
+# Formats whose later frames (animation frames, TIFF pages) are decoded, searched, blurred and written back
+ANIMATED = frozenset({"GIF", "WEBP", "PNG", "TIFF"})
 _ORIENTATION_TAG = 0x0112
 
 
 class ImageError(Exception):
     """A file that could not be read or written as an image; the message says why."""
+
+
+@dataclass
+class Frame:
+    """A frame or page after the first: its pixels (like ``SourceImage.pixels``), mode and Pillow info."""
+
+    pixels: np.ndarray
+    mode: str
+    info: dict[str, Any]
+
+    def upright_rgb(self, orientation: int) -> np.ndarray:
+        picture = _to_rgb8(_from_pixels(self.pixels, self.mode))
+        return np.asarray(picture if orientation == 1 else picture.transpose(TO_UPRIGHT[orientation]))
 
 
 @dataclass
@@ -56,6 +74,7 @@ class SourceImage:
     mode: str
     orientation: int = 1  # EXIF orientation, 1 to 8
     image_upright: bool = False  # the decoder already turned ``image`` upright (Pillow does, for TIFF)
+    later: list[Frame] = field(default_factory=list)  # the frames or pages after the first (ANIMATED formats)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -77,7 +96,16 @@ class Encoded:
     notes: list[str] = field(default_factory=list)  # what was changed besides the pixels
 
 
-Encoder = Callable[[SourceImage, np.ndarray], Encoded]
+Encoder = Callable[..., Encoded]  # encode(source, pixels) or, for a file with later frames, (source, pixels, later)
+
+
+def _from_pixels(pixels: np.ndarray, mode: str) -> Image.Image:
+    """Pixels as ``read_image`` gives them back into a Pillow image of ``mode``."""
+    if mode == "LAB":
+        return Image.fromarray(pixels ^ _LAB_SIGN, "LAB")
+    if pixels.dtype != np.uint8:
+        return Image.fromarray(pixels)
+    return Image.fromarray(pixels, mode)
 
 
 
@@ -118,18 +146,54 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
         orientation = turned
     mode = image.mode
     deep = _deep_colour(fmt, image, data)
+    if deep is not None and getattr(image, "n_frames", 1) > 1 and fmt in ANIMATED:
+        raise ImageError(f"refused: a {fmt} of {image.n_frames} frames or pages with 16-bit colour cannot be "
+                         "written back whole")
     if deep is not None and not turned:  # 16-bit RGB(A): Pillow gives 8 bits, OpenCV keeps all 16
         return SourceImage(Path(path), data, fmt, image, deep, mode, orientation)
-    if mode not in _NATIVE_MODES:  # palette, bilevel, YCbCr, LAB ...: work in RGB(A)
+    mode, pixels = _work_pixels(image)
+    if turned:
+        pixels = np.asarray(_from_pixels(pixels, mode).transpose(TO_STORED[turned])).copy()
+        if mode == "LAB":
+            pixels ^= _LAB_SIGN
+    source = SourceImage(Path(path), data, fmt, image, pixels, mode, orientation, image_upright=bool(turned))
+    if fmt in ANIMATED and getattr(image, "n_frames", 1) > 1:
+        source.later = _later_frames(data, image.n_frames, image.width * image.height, max_pixels)
+    return source
+
+
+def _work_pixels(image: Image.Image) -> tuple[str, np.ndarray]:
+    """The mode blur works in and the pixels in it: palette, bilevel, YCbCr ... become RGB(A); LAB's a and b
+    channels are stored unsigned (offset by 128) so that averaging them is right."""
+    mode = image.mode
+    if mode not in _NATIVE_MODES:
         has_alpha = image.mode in ("PA", "RGBa", "La") or "transparency" in image.info
         mode = "RGBA" if has_alpha else "RGB"
-        work = image.convert(mode)
-    else:
-        work = image
-    if turned:
-        return SourceImage(Path(path), data, fmt, image, np.asarray(work.transpose(TO_STORED[turned])).copy(), mode,
-                           orientation, image_upright=True)
-    return SourceImage(Path(path), data, fmt, image, np.asarray(work).copy(), mode, orientation)
+        return mode, np.asarray(image.convert(mode)).copy()
+    pixels = np.asarray(image).copy()
+    if mode == "LAB":
+        pixels ^= _LAB_SIGN
+    return mode, pixels
+
+
+def _later_frames(data: bytes, count: int, first: int, max_pixels: int) -> list[Frame]:
+    """Frames 2 to ``count``, each fully decoded; all frames together stay within ``max_pixels``."""
+    frames: list[Frame] = []
+    total = first
+    with Image.open(io.BytesIO(data)) as image:
+        for index in range(1, count):
+            try:
+                image.seek(index)
+                image.load()
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                raise ImageError(f"cannot decode frame {index + 1} of {count}: {exc}") from None
+            total += image.width * image.height
+            if total > max_pixels:
+                raise ImageError(f"refused: its {count} frames together are larger than the pixel limit of "
+                                 f"{max_pixels:,} pixels")
+            mode, pixels = _work_pixels(image)
+            frames.append(Frame(pixels, mode, dict(image.info)))
+    return frames
 
 
 def _orientation_applied_by_decoder(fmt: str, image: Image.Image, data: bytes) -> int:
@@ -196,26 +260,57 @@ def _load_plugins() -> dict[str, Encoder]:
 _PLUGINS: dict[str, Encoder] | None = None
 
 
-def encode_image(source: SourceImage, pixels: np.ndarray) -> Encoded:
-    """Encode ``pixels`` (same shape and mode as ``source.pixels``) in the source's format."""
+def encode_image(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
+    """Encode ``pixels`` (same shape and mode as ``source.pixels``) in the source's format; ``later``, the
+    pixels of the frames after the first (like ``source.later``'s), for a file that has them: a file with
+    later frames is written with all of them, or not at all."""
     global _PLUGINS
     if _PLUGINS is None:
         _PLUGINS = _load_plugins()
     encoder = _PLUGINS.get(source.format, _encode_with_pillow)
+    if source.later and (later is None or len(later) != len(source.later)):
+        raise ValueError("encode_image needs the pixels of every later frame")
+    if source.mode == "LAB":
+        pixels = pixels ^ _LAB_SIGN
     try:
-        return encoder(source, pixels)
+        return encoder(source, pixels, later) if source.later else encoder(source, pixels)
     except ImageError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ImageError(f"cannot write {source.format}: {exc}") from exc
 
 
-def _encode_with_pillow(source: SourceImage, pixels: np.ndarray) -> Encoded:
+def later_images(source: SourceImage, later: list[np.ndarray] | None) -> list[Image.Image]:
+    """The later frames' blurred pixels as Pillow images, each in its frame's mode."""
+    return [_from_pixels(pixels, frame.mode) for pixels, frame in zip(later or [], source.later, strict=True)]
+
+
+def frame_options(source: SourceImage, images: list[Image.Image]) -> dict[str, Any]:
+    """Pillow's save options writing ``images`` after the first frame, with the input's durations and loop."""
+    if not images:
+        return {}
+    infos = [source.image.info, *(frame.info for frame in source.later)]
+    options: dict[str, Any] = {"save_all": True, "append_images": images}
+    if any("duration" in info for info in infos):
+        options["duration"] = [info.get("duration", 0) for info in infos]
+    if "loop" in source.image.info:
+        options["loop"] = source.image.info["loop"]
+    return options
+
+
+def _encode_with_pillow(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
     from ._scrub import Scrub  # here: the plugin modules import this package
 
     out = io.BytesIO()
-    image = Image.fromarray(pixels) if pixels.dtype != np.uint8 else Image.fromarray(pixels, source.mode)
+    image = _from_pixels(pixels, source.mode)
     scrub = Scrub(image)
     params = scrub.pillow_options(source.image.info, ("icc_profile", "exif", "dpi", "xmp"))
+    frames = later_images(source, later)
+    params.update(frame_options(source, frames))
+    if frames and source.format == "GIF" and any(f.mode in ("RGBA", "LA") for f in [image, *frames]):
+        params["disposal"] = 2  # whole frames: each drawn on a cleared canvas
     image.save(out, format=source.format, **params)
-    return Encoded(out.getvalue(), [f"written by Pillow's generic {source.format} writer", *scrub.notes])
+    notes = [f"written by Pillow's generic {source.format} writer", *scrub.notes]
+    if frames:
+        notes.append(f"all {len(frames) + 1} frames searched and written back")
+    return Encoded(out.getvalue(), notes)

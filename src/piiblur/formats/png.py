@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import Encoded, SourceImage
+from . import Encoded, SourceImage, frame_options, later_images
 from ._scrub import Scrub
 
 FORMATS = ("PNG",)
@@ -179,7 +179,17 @@ def _to_palette(source: SourceImage, pixels: np.ndarray) -> Image.Image | None:
     return out
 
 
-def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+def _animation_options(source: SourceImage, frames: list[Image.Image]) -> dict[str, Any]:
+    """An APNG's frames as Pillow decodes them, whole canvases: each replaces the last (blend "source",
+    dispose "none"), with the input's durations and loop; a default image outside the animation stays so."""
+    options = frame_options(source, frames)
+    if options:
+        options.update(disposal=PngImagePlugin.Disposal.OP_NONE, blend=PngImagePlugin.Blend.OP_SOURCE,
+                       default_image=bool(source.image.info.get("default_image", False)))
+    return options
+
+
+def encode(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
     original = chunks(source.data)
     if pixels.dtype == np.uint16 and pixels.ndim == 3:
         return _encode_deep(source, pixels, original)
@@ -188,7 +198,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     info = source.image.info
     header = dict(original).get(b"IHDR", b"")
     deep_colour = len(header) >= 10 and header[8] == 16 and header[9] in (2, 6)
-    paletted = _to_palette(source, pixels)
+    frames = later_images(source, later)
+    paletted = None if frames else _to_palette(source, pixels)
     same_mode = (source.image.mode == source.mode or paletted is not None) and not deep_colour
     notes: list[str] = []
     scrub = Scrub(picture)
@@ -214,6 +225,7 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     options.update(scrub.pillow_options(info, ("exif",)))
     notes.extend(scrub.notes)
 
+    options.update(_animation_options(source, frames))
     out = io.BytesIO()
     picture.save(out, **options)
     if paletted is not None:
@@ -224,8 +236,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
         notes.append("16-bit colour written as 8-bit (Pillow decodes 16-bit RGB(A) PNG to 8 bits)")
     if len(header) >= 13 and header[12] == 1:
         notes.append("Adam7 interlacing not kept")
-    if getattr(source.image, "n_frames", 1) > 1:
-        notes.append(f"animation frames after the first removed ({source.image.n_frames - 1})")
+    if frames:
+        notes.append(f"all {len(frames) + 1} animation frames searched and written back whole (no frame deltas)")
     if dropped:
         notes.append(f"PNG chunks not carried over: {', '.join(dropped)}")
     return Encoded(out.getvalue(), notes)

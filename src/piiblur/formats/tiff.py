@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
-from . import Encoded, SourceImage
+from . import Encoded, SourceImage, frame_options, later_images
 from ._scrub import Scrub
 
 FORMATS = ("TIFF",)
@@ -133,7 +133,7 @@ def _encode_deep(source: SourceImage, pixels: np.ndarray) -> Encoded:
     return Encoded(data, [*notes, *scrub.notes])
 
 
-def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+def encode(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
     if pixels.dtype == np.uint16 and pixels.ndim == 3:
         return _encode_deep(source, pixels)
     # Pillow infers the 16-bit modes from the dtype but refuses them when named
@@ -144,6 +144,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     options: dict[str, Any] = {"format": "TIFF", "tiffinfo": _tags(source, scrub)}
     if info.get("icc_profile"):
         options["icc_profile"] = info["icc_profile"]
+    pages = later_images(source, later)
+    options.update(frame_options(source, pages))
     compression = info.get("compression") or "raw"
     if compression in ("jpeg", "tiff_jpeg"):
         options["quality"] = 90
@@ -161,8 +163,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     bits = source.image.tag_v2.get(258, (8,))
     if source.mode in ("RGB", "RGBA", "CMYK") and max(bits if isinstance(bits, tuple) else (bits,)) > 8:
         notes.append(f"{max(bits)}-bit colour written as 8-bit (Pillow decodes it to 8 bits)")
-    if getattr(source.image, "n_frames", 1) > 1:
-        notes.append(f"pages after the first removed ({source.image.n_frames - 1})")
+    if pages:
+        notes.append(f"all {len(pages) + 1} pages searched and written back, each with the first page's tags")
     if 330 in source.image.tag_v2:
         notes.append("SubIFDs (reduced-resolution previews) removed")
     return Encoded(data, notes)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import Encoded, SourceImage
+from . import Encoded, SourceImage, frame_options, later_images
 from ._scrub import Scrub
 
 FORMATS = ("WEBP",)
@@ -40,7 +40,7 @@ def is_lossless(data: bytes) -> bool:
     return False
 
 
-def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+def encode(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
     picture = Image.fromarray(pixels, source.mode)
     info = source.image.info
     lossless = is_lossless(source.data)
@@ -54,8 +54,12 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     scrub = Scrub(picture)
     options.update(scrub.pillow_options(info))
     notes.extend(scrub.notes)
+    frames = later_images(source, later)
+    options.update(frame_options(source, frames))
+    if "background" in info and frames:
+        options["background"] = info["background"]
     out = io.BytesIO()
     picture.save(out, **options)
-    if getattr(source.image, "n_frames", 1) > 1:
-        notes.append(f"animation frames after the first removed ({source.image.n_frames - 1})")
+    if frames:
+        notes.append(f"all {len(frames) + 1} animation frames searched and written back")
     return Encoded(out.getvalue(), notes)
