@@ -11,7 +11,6 @@ import base64
 import io
 import struct
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ from test_formats_faithful import embedded_images
 from piiblur.formats import _encode_with_pillow, encode_image
 from piiblur.formats._exif import EXIF_HEADER
 from piiblur.formats._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, gather
-from piiblur.formats.jpeg import header_segments
 
 GPANO = b'GPano:ProjectionType="equirectangular"'
 
@@ -154,3 +152,135 @@ def test_extended_xmp_with_a_missing_chunk_is_incomplete() -> None:
               for o in range(0, len(whole), 5000)]
     assert gather(pieces) == ({guid.decode(): whole}, [])
     assert gather(pieces[:2] + pieces[3:]) == ({}, [guid.decode()])
+
+
+# ---- embedded images are searched when the picture shows nothing (item 1) -------------------------------
+
+
+def portrait_image() -> Image.Image:
+    return Image.open(EXAMPLE).convert("RGB")
+
+
+def empty_picture() -> Image.Image:
+    return Image.new("RGB", (512, 512), (120, 170, 230))
+
+
+def faces_in(blurrer, data: bytes) -> int:
+    return len(blurrer.detect(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+
+
+def _exif_thumbnail_of(data: bytes) -> bytes | None:
+    with Image.open(io.BytesIO(data)) as image:
+        exif = image.info.get("exif") or b""
+    from piiblur.formats._exif import thumbnail_range
+
+    where = thumbnail_range(exif)
+    return exif[where[0]:where[1]] if where else None
+
+
+def test_a_face_only_in_the_exif_thumbnail_is_not_copied(blurrer) -> None:
+    thumb = jpeg_bytes(portrait_image().resize((256, 256)), quality=95)
+    data = jpeg_bytes(empty_picture(), quality=90, exif=EXIF_HEADER + exif_block(thumb))
+    assert faces_in(blurrer, _exif_thumbnail_of(data))
+    result, out = blurrer.process_bytes(data, "thumb.jpg")
+    assert result.status == "blurred" and out is not None
+    assert any("thumbnail" in note and "face" in note for note in result.notes)
+    assert any(d.get("embedded") for d in result.detections)
+    new_thumb = _exif_thumbnail_of(out)
+    assert new_thumb is None or not faces_in(blurrer, new_thumb)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_face_only_in_the_xmp_is_removed(blurrer, fmt: str) -> None:
+    xmp = xmp_holding(portrait_image().resize((256, 256)))  # a JPEG segment holds at most 64 KB
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("latin-1"), zip=True)
+        data = save(empty_picture(), fmt, pnginfo=info)
+    else:
+        data = save(empty_picture(), fmt, xmp=xmp, quality=90)
+    result, out = blurrer.process_bytes(data, f"x.{fmt.lower()}")
+    assert result.status == "blurred" and out is not None
+    assert b"GImage:Data" not in out and any("GImage:Data" in note for note in result.notes)
+    with Image.open(io.BytesIO(out)) as image:  # the rest of the XMP kept
+        xmp = image.info.get("xmp") or b""
+    assert GPANO in (xmp.encode() if isinstance(xmp, str) else xmp)
+
+
+def test_a_face_only_in_the_extended_xmp_is_removed(blurrer) -> None:
+    data = jpeg_with_extended_xmp(portrait_image())
+    result, out = blurrer.process_bytes(data, "ext.jpg")
+    assert result.status == "blurred" and out is not None
+    assert b"GImage:Data" not in out and any("extended XMP" in note for note in result.notes)
+
+
+def test_an_incomplete_extended_xmp_in_a_clean_photo_is_dropped_not_copied(blurrer) -> None:
+    data = jpeg_with_extended_xmp(scene(), claim=1 << 30)
+    result, out = blurrer.process_bytes(data, "claim.jpg")
+    assert result.status == "blurred" and out is not None and EXTENDED_SIGNATURE not in out
+    assert any("incomplete" in note for note in result.notes)
+
+
+def test_a_clean_photo_with_clean_embedded_images_is_still_copied(blurrer) -> None:
+    data = jpeg_bytes(empty_picture(), quality=90, exif=exif_with_thumbnail(empty_picture()),
+                      xmp=xmp_holding(empty_picture()))
+    result, out = blurrer.process_bytes(data, "clean.jpg")
+    assert result.status == "copied" and out is None
+
+
+# ---- every frame searched, blurred and kept (item 3) ------------------------------------------------------
+
+
+def frames_of(data: bytes) -> tuple[list[np.ndarray], list[int]]:
+    frames, durations = [], []
+    with Image.open(io.BytesIO(data)) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            frames.append(np.asarray(image.convert("RGB")).copy())
+            durations.append(image.info.get("duration", 0))
+    return frames, durations
+
+
+ANIMATIONS = {
+    "GIF": {"format": "GIF", "duration": [300, 500], "loop": 0},
+    "WEBP": {"format": "WEBP", "duration": [300, 500], "loop": 0, "lossless": True},
+    "PNG": {"format": "PNG", "duration": [300, 500], "loop": 0},
+    "TIFF": {"format": "TIFF"},
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(ANIMATIONS))
+def test_a_face_only_in_the_second_frame_is_blurred_and_every_frame_kept(blurrer, fmt: str) -> None:
+    out = io.BytesIO()
+    options = dict(ANIMATIONS[fmt])
+    empty_picture().save(out, save_all=True, append_images=[portrait_image()], **options)
+    data = out.getvalue()
+    before, durations = frames_of(data)
+    assert len(before) == 2
+    result, encoded = blurrer.process_bytes(data, f"anim.{fmt.lower()}")
+    assert result.status == "blurred" and encoded is not None, result.reason
+    assert any(d.get("frame") == 2 for d in result.detections)
+    after, new_durations = frames_of(encoded)
+    assert len(after) == 2 and new_durations == durations
+    assert detail(after[1], FACE_BOX) < 0.2 * detail(before[1], FACE_BOX)
+    assert np.abs(after[0].astype(int) - before[0].astype(int)).max() <= 8  # the empty frame as it was
+
+
+# ---- LAB stays LAB (item 5) -------------------------------------------------------------------------------
+
+
+def test_lab_tiff_stays_lab_and_is_blurred(blurrer) -> None:
+    from PIL import ImageCms
+
+    to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    lab = ImageCms.applyTransform(portrait_image(), to_lab)
+    data = save(lab, "TIFF")
+    result, out = blurrer.process_bytes(data, "lab.tif")
+    assert result.status == "blurred" and out is not None
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.mode == "LAB"
+        rgb = np.asarray(image.convert("RGB"))
+    original = np.asarray(lab.convert("RGB"))
+    assert detail(rgb, FACE_BOX) < 0.2 * detail(original, FACE_BOX)
+    corner = (slice(0, 40), slice(440, 512))  # far from the face and the plate: the colours as they were
+    assert np.abs(rgb[corner].astype(int) - original[corner].astype(int)).max() <= 2
