@@ -79,11 +79,11 @@ class Blurrer:
         options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
         self.detectors = load_detectors(list(settings.classes), options)
 
-    def geometry(self, image: SourceImage) -> sphere.Equirect | None:
-        """Where the image sits on the sphere, or None for a flat photo."""
+    def geometry(self, image: SourceImage, notes: list[str] | None = None) -> sphere.Equirect | None:
+        """Where the image sits on the sphere, or None for a flat photo (GPano ignored is noted in ``notes``)."""
         if image.orientation != 1:  # panoramas are stored upright; a turned image is a photo
             return None
-        return sphere.equirect_for(*image.size, image.data, self.settings.projection)
+        return sphere.equirect_for(*image.size, image.data, self.settings.projection, notes)
 
     def detect(self, rgb: np.ndarray, geo: sphere.Equirect | None = None) -> Detections:
         """Everything to hide in an upright 8-bit RGB picture, in its pixel coordinates."""
@@ -155,7 +155,7 @@ class Blurrer:
             clock.lap("decode")
             result.width, result.height = image.size
             result.orientation = image.orientation
-            geo = self.geometry(image)
+            geo = self.geometry(image, result.notes)
             result.projection = "equirectangular" if geo is not None else "planar"
             found = self.detect(image.upright_rgb(), geo)
             clock.lap("detect")
