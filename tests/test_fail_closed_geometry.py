@@ -194,3 +194,70 @@ def test_a_panorama_with_hostile_gpano_still_has_its_face_blurred(blurrer, portr
     rows, cols = np.flatnonzero(face.any(axis=1)), np.flatnonzero(face.any(axis=0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     assert detail(out, box) < 0.2 * detail(pano, box)
+
+
+# -- blur strength ----------------------------------------------------------------------------------------
+BAD_STRENGTHS = ["0", "-1", "nan", "-inf", "inf", "1e9", "0.3", "10.5"]
+
+
+@pytest.mark.parametrize("text", [*BAD_STRENGTHS, "strong"])
+def test_the_cli_refuses_a_strength_that_leaves_faces_recognisable_or_aborts(text: str, tmp_path, capsys):
+    from piiblur.cli import blur_parser
+
+    with pytest.raises(SystemExit) as exc:
+        blur_parser().parse_args([str(tmp_path), str(tmp_path / "out"), "--strength", text])
+    assert exc.value.code == 2 and "--strength" in capsys.readouterr().err
+
+
+def test_the_cli_takes_the_strengths_from_the_minimum_to_the_maximum(tmp_path):
+    from piiblur.blur import MAX_STRENGTH, MIN_STRENGTH
+    from piiblur.cli import blur_parser
+
+    for value in (MIN_STRENGTH, 1.0, MAX_STRENGTH):
+        args = blur_parser().parse_args([str(tmp_path), str(tmp_path / "out"), "--strength", str(value)])
+        assert args.strength == value
+
+
+@pytest.mark.parametrize("text", BAD_STRENGTHS)
+def test_the_library_refuses_a_bad_strength_even_with_nothing_to_blur(text: str):
+    from piiblur import blur
+    from piiblur.detections import Detections
+    from piiblur.pipeline import Settings
+
+    value = float(text)
+    picture = np.zeros((20, 40, 3), np.uint8)
+    geo = sphere.Equirect(40, 20, 40, 20)
+    one, none = Detections([[5, 5, 15, 15]], [0.9], [0]), Detections.empty()
+    with pytest.raises(ValueError):
+        Settings(strength=value)
+    for dets in (one, none):
+        with pytest.raises(ValueError):
+            blur.blur(picture, dets, value)
+        with pytest.raises(ValueError):
+            blur.protected(dets, (20, 40), value)
+        with pytest.raises(ValueError):
+            sphere.blur(picture, dets, geo, value)
+        with pytest.raises(ValueError):
+            sphere.protected(dets, geo, value)
+
+
+def test_the_weakest_strength_hides_a_face_and_the_strongest_finishes(portrait: np.ndarray):
+    """At the minimum under one cycle of detail is left across the face; at the maximum a face filling
+    most of a 1500x1000 picture is blurred at once (a sigma of thousands of pixels once never ended)."""
+    from piiblur import blur
+    from piiblur.detections import Detections
+
+    face = Detections([list(FACE_BOX)], [0.9], [0])
+    x1, y1, x2, y2 = FACE_BOX
+    inner = (x1 + 10, y1 + 10, x2 - 10, y2 - 10)
+    for strength in (blur.MIN_STRENGTH, blur.MAX_STRENGTH):
+        assert detail(blur.blur(portrait, face, strength), inner) < 0.01 * detail(portrait, inner)
+    noise = np.random.default_rng(3).integers(0, 256, (1000, 1500, 3), dtype=np.uint8)
+    big = Detections([[400, 250, 1100, 750]], [0.9], [0])
+    out = blur.blur(noise, big, blur.MAX_STRENGTH)
+    assert detail(out, (500, 300, 1000, 700)) < 0.001 * detail(noise, (500, 300, 1000, 700))
+    region = blur.region_for(big.xyxy[0], 0, noise.shape[:2], blur.MAX_STRENGTH)
+    assert region is not None and region.sigma > 1000
+    untouched = np.ones(noise.shape[:2], bool)
+    untouched[region.y0 : region.y0 + region.alpha.shape[0], region.x0 : region.x0 + region.alpha.shape[1]] = False
+    assert untouched.any() and (out[untouched] == noise[untouched]).all()

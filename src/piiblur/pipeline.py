@@ -53,6 +53,9 @@ class Settings:
     projection: str = "auto"  # auto | equirectangular | planar
     views: str = "standard"  # which set of views of the sphere panoramas are searched in
 
+    def __post_init__(self) -> None:
+        blurring.checked_strength(self.strength)  # ValueError for a strength that leaves faces recognisable
+
 
 @dataclass
 class FileResult:

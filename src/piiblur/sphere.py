@@ -552,6 +552,7 @@ def _each_region(dets: Detections, geo: Equirect, strength: float) -> Iterable[t
 
 def blur(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float = 1.0) -> np.ndarray:
     """Blur every detection on the sphere; pixels outside every mask are left as they are."""
+    planar_blur.checked_strength(strength)
     out = pixels.copy()
     top = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else None
     for view, sigma, alpha, (cols, rows) in _each_region(dets, geo, strength):
@@ -573,6 +574,7 @@ def blur(pixels: np.ndarray, dets: Detections, geo: Equirect, strength: float = 
 
 def protected(dets: Detections, geo: Equirect, strength: float = 1.0) -> np.ndarray:
     """Boolean mask of the panorama pixels that ``blur`` hides (alpha of one half or more)."""
+    planar_blur.checked_strength(strength)
     mask = np.zeros((geo.height, geo.width), bool)
     for view, _sigma, alpha, (cols, rows) in _each_region(dets, geo, strength):
         a = _reproject(view, geo, cols, rows, alpha, cv2.INTER_LINEAR)
