@@ -14,6 +14,13 @@ characters (about 60% of the plate height tall) melt into one smear. Because
 sigma scales with the region, a 400-pixel face is as unrecognisable as a
 20-pixel one.
 
+The strength is refused (ValueError) outside [``MIN_STRENGTH``, ``MAX_STRENGTH``]:
+what is left of a shape of side d is detail of about d / (2 pi sigma) =
+1 / (2 pi SIGMA_PER_SIZE strength) cycles across it, 0.64 / strength; at
+``MIN_STRENGTH`` that is just under one cycle, the most that still hides a face.
+Beyond ``MAX_STRENGTH`` (sigma 2.5 times the shape) the blur is already a flat
+average of the shape's surroundings, and stronger only costs time.
+
 Edge: the mask is fully opaque over the whole grown shape and fades to
 nothing over ``FEATHER`` of its size outside it, so there is no hard edge and
 no visible box. Pixels where the mask is zero are not touched at all.
@@ -32,6 +39,8 @@ FACE_GROWTH = 1.3  # ellipse semi-axes = half the box sides times this
 PLATE_MARGIN = 0.2  # plate box grown by this share of its height on every side
 SIGMA_PER_SIZE = 0.25
 MIN_SIGMA = 2.0
+MIN_STRENGTH = 0.64  # 1 / (2 pi SIGMA_PER_SIZE MIN_STRENGTH) = 0.995 cycles across the shape
+MAX_STRENGTH = 10.0
 FEATHER = 0.12  # width of the soft edge, as a share of the shape's shorter side
 _SUBPIXEL = 4  # fractional bits for cv2 drawing
 _FACE, _PLATE = class_id("face"), class_id("plate")
@@ -47,6 +56,16 @@ class Region:
     sigma: float
 
 
+def checked_strength(strength: float) -> float:
+    """``strength`` as a float, or ValueError when it would leave a face recognisable (under
+    ``MIN_STRENGTH``, or nan) or is beyond ``MAX_STRENGTH``."""
+    value = float(strength)
+    if not MIN_STRENGTH <= value <= MAX_STRENGTH:  # false for nan too
+        raise ValueError(f"blur strength must be from {MIN_STRENGTH:g} (weaker leaves faces recognisable) "
+                         f"to {MAX_STRENGTH:g}, not {strength!r}")
+    return value
+
+
 def _shape_extent(box: np.ndarray, cid: int) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in box)
     cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)
@@ -58,6 +77,7 @@ def _shape_extent(box: np.ndarray, cid: int) -> tuple[float, float, float, float
 
 def region_for(box: np.ndarray, cid: int, shape: tuple[int, int], strength: float = 1.0) -> Region | None:
     """The soft mask of one detection, clipped to an image of ``shape`` (height, width)."""
+    strength = checked_strength(strength)
     height, width = shape
     cx, cy, ax, ay = _shape_extent(box, cid)
     short = 2 * min(ax, ay)
@@ -100,16 +120,23 @@ def _rounded_rect(canvas: np.ndarray, cx: float, cy: float, hx: float, hy: float
 
 
 def regions(dets: Detections, shape: tuple[int, int], strength: float = 1.0) -> list[Region]:
+    checked_strength(strength)  # refused even when there is nothing to blur
     found = (region_for(box, int(c), shape, strength) for box, c in zip(dets.xyxy, dets.class_ids, strict=True))
     return [r for r in found if r is not None]
 
 
 def gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of any dtype; large sigmas run on a downscaled copy (same look, far faster)."""
+    """Gaussian blur of any dtype; large sigmas run on a downscaled copy (same look, far faster).
+
+    A sigma beyond twice the image's longest side is taken as that (the reflected Gaussian is the
+    image's mean by then), and the copy keeps at least 4 pixels on its longest side, so any finite
+    sigma costs no more than a small one.
+    """
     h, w = img.shape[:2]
-    factor = sigma / 6.0
+    sigma = min(float(sigma), 2.0 * max(h, w))
+    factor = min(sigma / 6.0, max(h, w) / 4.0)
     work = img.astype(np.float32)
-    if factor > 2 and min(h, w) / factor >= 4:
+    if factor > 2:
         small = cv2.resize(work, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_REFLECT)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)

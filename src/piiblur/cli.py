@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from piiblur import __version__
+from piiblur.blur import MAX_STRENGTH, MIN_STRENGTH, checked_strength
 from piiblur.detections import CLASSES
 from piiblur.formats import DEFAULT_MAX_PIXELS
 from piiblur.pipeline import DEFAULT_THRESHOLDS, FileResult, Settings
@@ -32,6 +33,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _strength(text: str) -> float:
+    try:
+        return checked_strength(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_detection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection")
     group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
@@ -41,8 +49,9 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
                        "of it when a closer look confirms the find)")
     group.add_argument("--plate-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["plate"], metavar="SCORE",
                        help="lowest plate score that is blurred (default: %(default)s; in panoramas as for faces)")
-    group.add_argument("--strength", type=float, default=1.0,
-                       help="blur strength; sigma is a quarter of the region at 1.0 (default: %(default)s)")
+    group.add_argument("--strength", type=_strength, default=1.0,
+                       help=f"blur strength, {MIN_STRENGTH:g} to {MAX_STRENGTH:g}; sigma is a quarter of the "
+                       "region at 1.0 (default: %(default)s)")
     group.add_argument("--projection", choices=["auto", "equirectangular", "planar"], default="auto",
                        help="auto: a 360 panorama (GPano, or 2:1 and 2000+ px wide) is searched on views of the "
                        "sphere and blurred across its seam; planar: every image is a flat photo")

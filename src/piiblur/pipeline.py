@@ -56,6 +56,9 @@ class Settings:
     projection: str = "auto"  # auto | equirectangular | planar
     views: str = "standard"  # which set of views of the sphere panoramas are searched in
 
+    def __post_init__(self) -> None:
+        blurring.checked_strength(self.strength)  # ValueError for a strength that leaves faces recognisable
+
 
 @dataclass
 class FileResult:
@@ -82,11 +85,11 @@ class Blurrer:
         options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
         self.detectors = load_detectors(list(settings.classes), options)
 
-    def geometry(self, image: SourceImage) -> sphere.Equirect | None:
-        """Where the image sits on the sphere, or None for a flat photo."""
+    def geometry(self, image: SourceImage, notes: list[str] | None = None) -> sphere.Equirect | None:
+        """Where the image sits on the sphere, or None for a flat photo (GPano ignored is noted in ``notes``)."""
         if image.orientation != 1:  # panoramas are stored upright; a turned image is a photo
             return None
-        return sphere.equirect_for(*image.size, image.data, self.settings.projection)
+        return sphere.equirect_for(*image.size, image.data, self.settings.projection, notes)
 
     def detect(self, rgb: np.ndarray, geo: sphere.Equirect | None = None) -> Detections:
         """Everything to hide in an upright 8-bit RGB picture, in its pixel coordinates."""
@@ -158,7 +161,7 @@ class Blurrer:
             clock.lap("decode")
             result.width, result.height = image.size
             result.orientation = image.orientation
-            geo = self.geometry(image)
+            geo = self.geometry(image, result.notes)
             result.projection = "equirectangular" if geo is not None else "planar"
             founds = self._detect_frames(image, geo, result)
             if not any(len(found) for found in founds) and not self._embedded_show_something(image, result):

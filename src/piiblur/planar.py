@@ -35,15 +35,34 @@ class Tile:
     height: int
 
 
+MAX_LEVELS = 40  # a bound on the pyramid: 3**40 tiles of 1536 px is far beyond any image
+
+
 def pyramid_scales(width: int, height: int, tile: int) -> list[float]:
+    """The scales the image is seen at: 1.0, then each ``PYRAMID_STEP`` times smaller, and last exactly
+    the scale at which the longest side fills one tile (plus ``UPSCALE`` first for small images).
+
+    The number of levels is decided by comparisons of the scaled size against the tile, never by a
+    scaled size landing exactly on the tile in floating point, and the loop is bounded.
+    """
     longest = max(width, height)
+    if min(width, height) < 1 or tile <= OVERLAP:
+        raise ValueError(f"no tile pyramid for a {width}x{height} image in {tile}-px tiles")
     scales = [UPSCALE] if longest * UPSCALE <= tile * 1.5 else []
+    if longest <= tile:
+        return [*scales, 1.0]
     scale = 1.0
-    while True:
+    for _ in range(MAX_LEVELS):
         scales.append(scale)
-        if longest * scale <= tile:
-            return scales
-        scale = max(scale / PYRAMID_STEP, tile / longest)
+        if longest * scale / PYRAMID_STEP <= tile:  # the next step would fit: the last level fills one tile
+            return [*scales, tile / longest]
+        scale /= PYRAMID_STEP
+    raise ValueError(f"a {width}x{height} image needs more than {MAX_LEVELS} pyramid levels")
+
+
+def level_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The image's size at a pyramid level."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _spans(length: int, tile: int) -> list[tuple[int, int]]:
@@ -57,7 +76,7 @@ def _spans(length: int, tile: int) -> list[tuple[int, int]]:
 
 def tiles(width: int, height: int, tile: int) -> Iterator[Tile]:
     for scale in pyramid_scales(width, height, tile):
-        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+        sw, sh = level_size(width, height, scale)
         for y, th in _spans(sh, tile):
             for x, tw in _spans(sw, tile):
                 yield Tile(scale, x, y, tw, th)
@@ -73,7 +92,7 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
         for t in tiles(width, height, detector.tile):
             if t.scale != level_scale:
                 level_scale = t.scale
-                size = (max(1, round(width * t.scale)), max(1, round(height * t.scale)))
+                size = level_size(width, height, t.scale)
                 interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
                 level = rgb if t.scale == 1.0 else cv2.resize(rgb, size, interpolation=interp)
             crop = level[t.y : t.y + t.height, t.x : t.x + t.width]
