@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from piiblur import __version__
+from piiblur import __version__, storage
 from piiblur.blur import MAX_STRENGTH, MIN_STRENGTH, checked_strength
 from piiblur.detections import CLASSES
-from piiblur.formats import DEFAULT_MAX_PIXELS
-from piiblur.pipeline import DEFAULT_THRESHOLDS, FileResult, Settings
+from piiblur.formats import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+from piiblur.pipeline import DEFAULT_MAX_BYTES, DEFAULT_THRESHOLDS, FileResult, Settings
 from piiblur.sphere import VIEW_SETS
-from piiblur.storage import location
+from piiblur.storage import Location
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+USAGE = "pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]"
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _location(text: str) -> Location:
+    try:
+        return storage.location(text)
+    except ValueError as exc:  # an unknown URL scheme
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _byte_count(text: str) -> int:
+    """A size such as 2G, 500M or 1048576 (K, M, G, T are powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not match or float(match[1]) * _UNITS[match[2]] < 1:
+        raise argparse.ArgumentTypeError("a size in bytes, such as 2G, 500M or 1048576")
+    return int(float(match[1]) * _UNITS[match[2]])
 
 
 def _classes(text: str) -> tuple[str, ...]:
@@ -63,6 +83,9 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
                        help="model weights: auto = 8-bit on the CPU (faster), float on a GPU")
     group.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                        help="refuse images with more pixels than this (default: %(default)s)")
+    group.add_argument("--max-bytes", type=_byte_count, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                       help="refuse files larger than this, unread, e.g. 500M or 4G (default: 2G); only regular "
+                       "files are read: a FIFO, device or socket named like an image fails")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -71,6 +94,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         thresholds={"face": args.face_threshold, "plate": args.plate_threshold},
         strength=args.strength,
         max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes,
         device=args.device,
         precision=args.precision,
         projection=args.projection,
@@ -81,16 +105,25 @@ def _settings(args: argparse.Namespace) -> Settings:
 def blur_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pii-blur",
+        usage=USAGE,
         description="Blur faces and licence plates in an image or a folder of images. "
-        "Images with nothing to hide are copied unchanged. "
+        "Images with nothing to hide are copied unchanged. Nothing is ever written where the input lives: "
+        "OUTPUT_DIR may not be the input folder, lie inside it or hold it, and every write stays inside "
+        "OUTPUT_DIR, symlinks followed. "
         "Run 'pii-blur evaluate --help' to measure recall on labelled images.",
+        epilog="Hidden files and folders (names starting with a dot, such as .DS_Store or macOS ._x.jpg) are "
+        "skipped and counted in the summary. A folder that cannot be read is an error. "
+        "Exit status: 0 all done, 1 something failed, 2 a usage problem (nothing done).",
     )
-    parser.add_argument("input", type=location, metavar="INPUT",
+    parser.add_argument("input", type=_location, metavar="INPUT",
                         help="an image or a folder (walked recursively); a local path or a URL such as "
                         "s3://bucket/prefix (anything fsspec reads)")
-    parser.add_argument("output", type=location, metavar="OUTPUT_DIR",
+    parser.add_argument("output", type=_location, metavar="OUTPUT_DIR",
                         help="where results go (created if missing); a local path or a URL")
-    parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report of every image")
+    parser.add_argument("--report", type=Path, metavar="FILE",
+                        help="write a JSON report of every image. FILE may lie in OUTPUT_DIR or anywhere else "
+                        "outside the input; it may not be an input file, lie inside the input folder or have "
+                        "an image file's extension (checked before any work starts)")
     parser.add_argument("--dry-run", action="store_true", help="detect and report, write no images")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose output already exists and is newer than the input")
@@ -125,23 +158,22 @@ def run_blur(args: argparse.Namespace) -> int:
     from piiblur.runner import UsageError, default_workers, is_terminal, plan, run
 
     try:
-        jobs, not_images = plan(args.input, args.output)
+        jobs, passed = plan(args.input, args.output)
+        if args.report:
+            check_report(args.report, args.input)
     except (UsageError, ImportError) as exc:  # ImportError: a URL whose fsspec backend is not installed
-        print(f"pii-blur: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not args.dry_run and isinstance(args.output, Path):
-        args.output.mkdir(parents=True, exist_ok=True)
-    progress = None
-    if not args.quiet and len(jobs) > 1:
-        progress = reporting.Progress(len(jobs), is_terminal())
-
-    def on_result(result: FileResult) -> None:
-        line = _result_line(result, args.verbose)
-        if line:
-            (progress.write if progress else lambda s: print(s, file=sys.stderr))(line)
-        if progress:
-            progress.update(result)
-
+        return _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:  # a URL that cannot be reached, a report folder that cannot be written
+        return _fail(str(exc), EXIT_FAILED)
+    problem = None if args.dry_run else _prepare_output(args.output)
+    if problem:
+        return _fail(problem, EXIT_FAILED)
+    progress = reporting.Progress(len(jobs), is_terminal()) if not args.quiet and len(jobs) > 1 else None
+    on_result = _on_result(progress, args.verbose)
+    folders = [FileResult(f"{rel}/", None, "failed", f"cannot read this folder: {why}")
+               for rel, why in passed.unreadable]
+    for result in folders:
+        print(_result_line(result, False), file=sys.stderr)
     settings = _settings(args)
     journal = Journal(args.report) if args.report and not args.dry_run else None
     workers = args.jobs or (default_workers() if args.engine == "local" else 0)
@@ -149,22 +181,77 @@ def run_blur(args: argparse.Namespace) -> int:
         batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result,
                     engine=args.engine, ray_address=args.ray_address, journal=journal)
     except UsageError as exc:
-        print(f"pii-blur: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:  # e.g. the output listing of a URL that stopped answering
+        return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        print("pii-blur: interrupted; finished images are kept, rerun to do the rest", file=sys.stderr)
-        return 130
+        return _fail("interrupted; finished images are kept, rerun to do the rest", 130)
     finally:
         if progress:
             progress.close()
-    batch.not_images = not_images
+    batch.files.extend(folders)
+    batch.not_images, batch.hidden = passed.not_images, passed.hidden
+    code = EXIT_FAILED if batch.failed else EXIT_OK
     if args.report:
-        reporting.write_report(args.report, reporting.as_json(batch, settings, args.input, args.output, args.dry_run))
-        if journal is not None:
-            journal.discard()
+        try:
+            reporting.write_report(args.report, reporting.as_json(batch, settings, args.input, args.output,
+                                                                  args.dry_run))
+            if journal is not None:
+                journal.discard()
+        except OSError as exc:  # the journal beside it keeps what was found
+            code = _fail(f"cannot write the report {args.report}: {exc.strerror or exc}", EXIT_FAILED)
     if not args.quiet:
         print(reporting.summary_line(batch, args.dry_run), file=sys.stderr)
-    return EXIT_FAILED if batch.failed else EXIT_OK
+    return code
+
+
+def _on_result(progress: Any, verbose: bool) -> Callable[[FileResult], None]:
+    def on_result(result: FileResult) -> None:
+        line = _result_line(result, verbose)
+        if line:
+            (progress.write if progress else lambda s: print(s, file=sys.stderr))(line)
+        if progress:
+            progress.update(result)
+
+    return on_result
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"pii-blur: {message}", file=sys.stderr)
+    return code
+
+
+def check_report(report: Path, input_path: Location) -> None:
+    """Refuse a report path that could destroy an image or the input; checked before any work."""
+    from piiblur.runner import UsageError
+
+    if report.suffix.lower() in IMAGE_EXTENSIONS:
+        raise UsageError(f"report {report} has an image file's name; a report is JSON: choose e.g. report.json")
+    if report.is_dir():
+        raise UsageError(f"report {report} is a folder; give a file name")
+    if storage.same(report, input_path) or storage.inside(report, input_path):
+        raise UsageError(f"report {report} would be written in the input {input_path}; choose a place outside "
+                         "it (OUTPUT_DIR is fine)")
+    folder = report.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"report {report}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write the report {report}: {folder} is not writable")
+
+
+def _prepare_output(output: Location) -> str | None:
+    """Create a local OUTPUT_DIR and make sure it can be written; the problem, or None."""
+    if not isinstance(output, Path):
+        return None
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the output folder {output}: {exc.strerror or exc}"
+    if not os.access(output, os.W_OK | os.X_OK):
+        return f"cannot write in the output folder {output}"
+    return None
 
 
 def _result_line(result: FileResult, verbose: bool) -> str | None:

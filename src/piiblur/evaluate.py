@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 
 from piiblur.detections import CLASSES, Detections, box_overlap
-from piiblur.formats import ImageError, read_image
+from piiblur.formats import ImageError, read_image, read_image_bytes
 from piiblur.pipeline import Blurrer, Settings
+from piiblur.storage import read_bytes
 
 PROTECTED_SHARE = 0.7
 MATCH_SHARE = 0.3
@@ -85,7 +86,8 @@ def evaluate(blurrer: Blurrer, labels: dict[str, list[dict[str, Any]]], images_d
     start = time.perf_counter()
     for name, boxes in sorted(labels.items()):
         try:
-            image = read_image(images_dir / name)
+            path = images_dir / name
+            image = read_image_bytes(read_bytes(path, blurrer.settings.max_bytes), path, blurrer.settings.max_pixels)
         except (ImageError, OSError) as exc:
             result.unreadable.append(f"{name}: {exc}")
             continue
@@ -125,6 +127,27 @@ def _score_image(result: Evaluation, name: str, boxes: list[dict[str, Any]], fou
             result.false[cls] = result.false.get(cls, 0) + unmatched
         else:
             result.false.setdefault(cls, 0)
+
+
+def check_labels(labels: Any) -> str | None:
+    """What is wrong with labels read from JSON, or None: ``{file: [{"class": str, "box": [x1, y1, x2, y2]}]}``."""
+    if not isinstance(labels, dict):
+        return "expected an object {file: [{class, box}]}"
+    for name, boxes in labels.items():
+        if not isinstance(boxes, list):
+            return f"{name}: expected a list of {{class, box}}"
+        for i, entry in enumerate(boxes):
+            box = entry.get("box") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("class"), str):
+                return f"{name}: entry {i} has no class"
+            if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)
+                    and box[0] <= box[2] and box[1] <= box[3]):
+                return f"{name}: entry {i}: box {box!r} is not [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def format_table(evaluation: Evaluation, title: str = "") -> str:
@@ -184,17 +207,36 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
     parser.add_argument("--contact-sheet", type=Path, metavar="PNG", help="write a picture of the missed boxes")
     add_detection_options(parser)
     args = parser.parse_args(argv)
-    try:
-        labels = json.loads(args.labels.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"pii-blur evaluate: cannot read labels {args.labels}: {exc}", file=sys.stderr)
+    labels = _load_labels(args.labels)
+    if labels is None:
+        return 2
+    if not args.images.is_dir():
+        print(f"pii-blur evaluate: images folder not found: {args.images}", file=sys.stderr)
         return 2
     evaluation = evaluate(Blurrer(make_settings(args)), labels, args.images)
     print(format_table(evaluation, f"{args.images}"))
     for line in evaluation.unreadable:
         print(f"error: {line}", file=sys.stderr)
-    if args.json:
-        args.json.write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
-    if args.contact_sheet:
-        contact_sheet(evaluation, args.images, args.contact_sheet)
+    try:
+        if args.json:
+            args.json.write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
+        if args.contact_sheet:
+            contact_sheet(evaluation, args.images, args.contact_sheet)
+    except (OSError, ImageError, cv2.error) as exc:
+        print(f"pii-blur evaluate: cannot write: {exc}", file=sys.stderr)
+        return 1
     return 1 if evaluation.unreadable else 0
+
+
+def _load_labels(path: Path) -> dict[str, list[dict[str, Any]]] | None:
+    """The labels, or None after one line saying what is wrong with them."""
+    try:
+        labels = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"pii-blur evaluate: cannot read labels {path}: {exc}", file=sys.stderr)
+        return None
+    problem = check_labels(labels)
+    if problem:
+        print(f"error: {path}: {problem}", file=sys.stderr)
+        return None
+    return labels

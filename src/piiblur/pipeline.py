@@ -30,7 +30,7 @@ from piiblur.formats import (
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import TO_UPRIGHT, upright_to_stored
 from piiblur.planar import detect_planar
-from piiblur.storage import copy_atomic, write_atomic
+from piiblur.storage import copy_atomic, read_bytes, write_atomic
 
 DEFAULT_THRESHOLDS = {"face": 0.3, "plate": 0.25}
 # In a panorama's views, searched at the panorama's full density, distant faces and plates are a few
@@ -42,6 +42,8 @@ DEFAULT_THRESHOLDS = {"face": 0.3, "plate": 0.25}
 # 8% more time; in the real Amsterdam scene it finds a passer-by's face that two thirds missed. A
 # share of 0.4 found one more face but doubled the background blur.
 PANORAMA_THRESHOLD_SHARE = 0.5
+# An uncompressed 16-bit RGB TIFF at DEFAULT_MAX_PIXELS is 1.8 GB; a file larger than this is refused unread.
+DEFAULT_MAX_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Settings:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     strength: float = 1.0
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES  # larger files are refused unread
     device: str = "auto"
     precision: str = "auto"  # int8 models on the CPU, float on a GPU
     threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
@@ -119,7 +122,7 @@ class Blurrer:
         """
         name = label or str(source)
         try:
-            data = source.read_bytes()
+            data = read_bytes(source, self.settings.max_bytes)  # regular files only, bounded
         except OSError as exc:
             return FileResult(name, str(target) if target else None, "failed", f"{exc.strerror or exc}")
         result, encoded = self.process_bytes(data, name, source)

@@ -46,6 +46,7 @@ def summary_counts(batch: BatchResult) -> dict[str, Any]:
         "skipped": batch.count("skipped"),
         "failed": batch.count("failed"),
         "not_images": batch.not_images,
+        "hidden": batch.hidden,
         "faces": sum(f.count("face") for f in batch.files),
         "plates": sum(f.count("plate") for f in batch.files),
         "seconds": round(batch.seconds, 2),
@@ -68,6 +69,8 @@ def summary_line(batch: BatchResult, dry_run: bool) -> str:
     ]
     if c["not_images"]:
         parts.append(f"{c['not_images']} non-image files ignored")
+    if c["hidden"]:
+        parts.append(f"{c['hidden']} hidden files or folders skipped")
     return f"{', '.join(parts)}; {c['faces']} faces and {c['plates']} plates found in {c['seconds']:.1f} s"
 
 

@@ -48,12 +48,14 @@ class Job:
     source_mtime: float | None = None  # from the listing of a URL input
     target_mtime: float | None = None  # from the listing of a URL output (None: not there)
     target_listed: bool = False  # the output was listed, so target_mtime None means absent
+    output_root: Location | None = None  # writes must stay inside it (symlinks followed)
 
 
 @dataclass
 class BatchResult:
     files: list[FileResult] = field(default_factory=list)
     not_images: int = 0
+    hidden: int = 0  # hidden names (leading dot) passed over
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -64,44 +66,57 @@ class BatchResult:
         return [f for f in self.files if f.status == "failed"]
 
 
-def plan(input_path: Location, output_dir: Location) -> tuple[list[Job], int]:
-    """The jobs for ``input_path`` (a file or a folder, local or a URL) and how many non-image files were skipped."""
+@dataclass
+class Passed:
+    """What ``plan`` passed over in the input."""
+
+    not_images: int = 0
+    hidden: int = 0  # names starting with a dot (a hidden folder counts once)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
+
+
+def plan(input_path: Location, output_dir: Location) -> tuple[list[Job], Passed]:
+    """The jobs for ``input_path`` (a file or a folder, local or a URL) and what was passed over.
+
+    Refuses (``UsageError``) any layout where an output could land on an input: locations
+    are compared where they really are, whatever their spelling (relative, symlinked,
+    ``file://``, trailing slash). ``storage.Unreachable`` when a URL cannot be asked.
+    """
     if not storage.exists(input_path):
         raise UsageError(f"input not found: {input_path}")
+    if isinstance(output_dir, Path) and output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"output folder {output_dir} is a file; choose a folder")
     if not storage.is_dir(input_path):
-        if _same(output_dir, storage.parent(input_path)):
-            raise UsageError(f"output folder {output_dir} holds the input file; choose another")
-        name = storage.name(input_path)
-        return [Job(input_path, storage.join(output_dir, name), name)], 0
-    if _same(output_dir, input_path) or _inside(output_dir, input_path):
+        return [_single_job(input_path, output_dir)], Passed()
+    if storage.same(output_dir, input_path) or storage.inside(output_dir, input_path):
         raise UsageError(f"output folder {output_dir} is the input folder or inside it; choose another")
+    if storage.inside(input_path, output_dir):
+        raise UsageError(f"input folder {input_path} is inside the output folder {output_dir}; choose another")
     done: dict[str, float | None] | None = None
     if is_url(output_dir):  # one listing instead of one request per image
         done = dict(storage.list_files(output_dir))
     jobs: list[Job] = []
-    not_images = 0
-    for rel, stamp in sorted(storage.list_files(input_path)):
+    listing = storage.Listing()
+    passed = Passed()
+    for rel, stamp in sorted(storage.list_files(input_path, listing)):
         if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
-            target = storage.join(output_dir, rel)
+            source, target = storage.join(input_path, rel), storage.join(output_dir, rel)
             if done is None:
-                jobs.append(Job(storage.join(input_path, rel), target, rel, stamp))
+                jobs.append(Job(source, target, rel, stamp, output_root=output_dir))
             else:
-                jobs.append(Job(storage.join(input_path, rel), target, rel, stamp, done.get(rel), True))
+                jobs.append(Job(source, target, rel, stamp, done.get(rel), True, output_root=output_dir))
         else:
-            not_images += 1
-    return jobs, not_images
+            passed.not_images += 1
+    passed.hidden, passed.unreadable = listing.hidden, listing.unreadable
+    return jobs, passed
 
 
-def _same(a: Location, b: Location) -> bool:
-    if isinstance(a, Path) and isinstance(b, Path):
-        return a.resolve() == b.resolve()
-    return isinstance(a, str) and isinstance(b, str) and a.rstrip("/") == b.rstrip("/")
-
-
-def _inside(inner: Location, outer: Location) -> bool:
-    if isinstance(inner, Path) and isinstance(outer, Path):
-        return outer.resolve() in inner.resolve().parents
-    return isinstance(inner, str) and isinstance(outer, str) and inner.startswith(outer.rstrip("/") + "/")
+def _single_job(input_path: Location, output_dir: Location) -> Job:
+    name = storage.name(input_path)
+    target = storage.join(output_dir, name)
+    if storage.same(output_dir, storage.parent(input_path)) or storage.same(target, input_path):
+        raise UsageError(f"output folder {output_dir} holds the input file; choose another")
+    return Job(input_path, target, name, output_root=output_dir)
 
 
 def is_done(job: Job) -> bool:
@@ -118,11 +133,16 @@ def is_done(job: Job) -> bool:
 
 def process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> FileResult:
     """One image, wherever it lies: the one path both engines take."""
+    if not dry_run and job.output_root is not None:
+        try:
+            storage.check_write(job.target, job.output_root, job.source)
+        except storage.Refused as exc:
+            return FileResult(job.label, str(job.target), "failed", str(exc))
     if isinstance(job.source, Path) and isinstance(job.target, Path):
         return blurrer.process(job.source, None if dry_run else job.target, job.label)
     start = time.perf_counter()
     try:
-        data = storage.read_bytes(job.source)
+        data = storage.read_bytes(job.source, blurrer.settings.max_bytes)
     except Exception as exc:  # fsspec backends raise their own errors too
         return FileResult(job.label, None if dry_run else str(job.target), "failed", f"cannot read: {exc}")
     read = time.perf_counter() - start

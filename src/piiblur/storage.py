@@ -30,22 +30,47 @@ import datetime as dt
 import mimetypes
 import os
 import shutil
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".pii-blur-tmp"
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl", "oss", "r2"})
 
+LOCAL_SCHEMES = ("file", "local")
+
 Location = Path | str  # a local path, or a URL string
 
 
+class Refused(OSError):
+    """A file that is not read or written, on purpose: the message says why."""
+
+
+class Unreachable(OSError):
+    """A URL whose filesystem did not answer (no network, no credentials, ...)."""
+
+
 def location(text: str | Path) -> Location:
-    """A command-line argument as a location: a URL stays a string, anything else is a Path."""
+    """A command-line argument as a location: a URL stays a string, anything else is a Path.
+
+    ``file://`` (and fsspec's ``local://``) URLs become Paths, so that a local tree is one
+    thing whatever its spelling. An unknown scheme is a ``ValueError``.
+    """
     text = str(text)
-    if is_url(text):
-        return text.rstrip("/") if not text.endswith("://") else text
-    return Path(text)
+    if not is_url(text):
+        return Path(text)
+    scheme = text.split("://", 1)[0].lower()
+    if scheme in LOCAL_SCHEMES:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return Path(LocalFileSystem._strip_protocol(text))
+    from fsspec.registry import known_implementations, registry
+
+    if scheme not in known_implementations and scheme not in registry:
+        raise ValueError(f"unknown URL scheme {scheme}:// in {text}")
+    return text.rstrip("/") if not text.endswith("://") else text
 
 
 def is_url(loc: Location | str) -> bool:
@@ -92,19 +117,78 @@ def _info_mtime(info: dict[str, Any]) -> float | None:
     return None
 
 
+@contextlib.contextmanager
+def _reaching(loc: str) -> Iterator[None]:
+    """Errors of a filesystem that could not be asked (network, credentials) as ``Unreachable``."""
+    try:
+        yield
+    except (FileNotFoundError, ImportError, Unreachable):
+        raise
+    except Exception as exc:  # fsspec backends raise their own errors (botocore, aiohttp, ...)
+        raise Unreachable(f"cannot reach {loc}: {exc or type(exc).__name__}") from exc
+
+
 # what there is ---------------------------------------------------------------
 def exists(loc: Location) -> bool:
+    """Whether ``loc`` exists; ``Unreachable`` when its filesystem cannot be asked."""
     if isinstance(loc, Path):
         return loc.exists()
-    fs, path = _fs(loc)
-    return bool(fs.exists(path))
+    with _reaching(loc):
+        fs, path = _fs(loc)
+        if "http" in _protocols(fs):  # strict: no network is an error, not "not found"
+            return bool(fs.exists(path, strict=True))
+        return bool(fs.exists(path))
 
 
 def is_dir(loc: Location) -> bool:
     if isinstance(loc, Path):
         return loc.is_dir()
+    with _reaching(loc):
+        fs, path = _fs(loc)
+        return bool(fs.isdir(path))
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return tuple(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+
+
+def canonical(loc: Location) -> Path | tuple[str, str]:
+    """Where ``loc`` really is: a resolved local path, or (filesystem, normalised path) for a URL.
+
+    Two spellings of one place (relative, symlinked, trailing slash, ``s3a://`` for ``s3://``)
+    give the same value.
+    """
+    if isinstance(loc, Path):
+        return Path(os.path.realpath(loc))
     fs, path = _fs(loc)
-    return bool(fs.isdir(path))
+    return type(fs).__name__, path.rstrip("/")
+
+
+def same(a: Location, b: Location) -> bool:
+    return canonical(a) == canonical(b)
+
+
+def inside(inner: Location, outer: Location) -> bool:
+    """True when ``inner`` lies strictly under the folder ``outer``."""
+    a, b = canonical(inner), canonical(outer)
+    if isinstance(a, Path) and isinstance(b, Path):
+        return b in a.parents
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return a[0] == b[0] and a[1].startswith(b[1] + "/")
+    return False
+
+
+def check_write(target: Location, root: Location, source: Location | None = None) -> None:
+    """Raise ``Refused`` unless writing ``target`` stays inside the folder ``root`` (symlinks followed)
+    and does not land on ``source`` itself."""
+    if not isinstance(target, Path) or not isinstance(root, Path):
+        return  # object stores and remote filesystems have no symlinks to follow
+    real_root = Path(os.path.realpath(root))
+    real_parent = Path(os.path.realpath(target.parent))
+    if real_parent != real_root and real_root not in real_parent.parents:
+        raise Refused(f"not written: {target} would land in {real_parent}, outside the output folder {root}")
+    if source is not None and same(source, target):
+        raise Refused(f"not written: {target} is the input file itself")
 
 
 def mtime(loc: Location) -> float | None:
@@ -118,40 +202,116 @@ def mtime(loc: Location) -> float | None:
         return None
 
 
-def list_files(root: Location) -> Iterator[tuple[str, float | None]]:
+@dataclass
+class Listing:
+    """What a walk passed over: hidden names, and folders it could not list (relative path, reason)."""
+
+    hidden: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def list_files(root: Location, listing: Listing | None = None) -> Iterator[tuple[str, float | None]]:
     """Every file under ``root`` as (forward-slash path relative to root, mtime), hidden names skipped.
+
+    Hidden names (a leading dot: ``.DS_Store``, macOS ``._x.jpg``, ``.git``) are not
+    listed; ``listing`` counts them (a hidden folder once, locally; each object under a
+    hidden name, for a URL) and records every local folder that could not be read.
 
     Local trees are walked with ``os.walk`` and give no time (stat it when needed); a URL
     prefix is listed in one recursive listing, whose entries carry their times, so a
     million objects cost a few thousand LIST calls and no HEAD.
     """
+    listing = listing if listing is not None else Listing()
     if isinstance(root, Path):
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            base = Path(dirpath).relative_to(root)
-            for fname in filenames:
-                if not fname.startswith("."):
-                    yield (base / fname).as_posix(), None
+        yield from _walk_local(root, listing)
         return
-    fs, path = _fs(root)
-    if not fs.exists(path):
-        return
+    with _reaching(root):
+        fs, path = _fs(root)
+        found = fs.find(path, detail=True) if fs.exists(path) else {}
     prefix = path.rstrip("/") + "/"
-    for key, info in fs.find(path, detail=True).items():
+    for key, info in found.items():
         if info.get("type") == "directory" or not key.startswith(prefix):
             continue
         rel = key[len(prefix):]
         if any(part.startswith(".") for part in rel.split("/")):
+            listing.hidden += 1
             continue
         yield rel, _info_mtime(info)
 
 
+def _walk_local(root: Path, listing: Listing) -> Iterator[tuple[str, None]]:
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or root)
+        rel = where.relative_to(root).as_posix() if where != root and root in where.parents else str(where)
+        listing.unreadable.append((rel, exc.strerror or str(exc)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        listing.hidden += sum(1 for d in dirnames if d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        base = Path(dirpath).relative_to(root)
+        for fname in filenames:
+            if fname.startswith("."):
+                listing.hidden += 1
+            else:
+                yield (base / fname).as_posix(), None
+
+
 # reading ---------------------------------------------------------------------
-def read_bytes(loc: Location) -> bytes:
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def read_bytes(loc: Location, limit: int | None = None) -> bytes:
+    """The whole file; ``Refused`` for more than ``limit`` bytes or, locally, for anything but a regular file.
+
+    A local file is opened without blocking (a FIFO would wait for a writer) and checked on
+    the open descriptor, so a symlink to ``/dev/zero`` or a FIFO named ``x.jpg`` fails at
+    once; at most ``limit + 1`` bytes are ever read.
+    """
     if isinstance(loc, Path):
-        return loc.read_bytes()
+        return _read_local(loc, limit)
     fs, path = _fs(loc)
-    return bytes(fs.cat_file(path))
+    if limit is None:
+        return bytes(fs.cat_file(path))
+    size = fs.info(path).get("size")
+    if size is not None and size > limit:
+        raise Refused(_too_large(size, limit))
+    data = bytes(fs.cat_file(path, start=0, end=limit + 1))
+    if len(data) > limit:
+        raise Refused(_too_large(len(data), limit))
+    return data
+
+
+def _read_local(path: Path, limit: int | None) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "a special file")
+            raise Refused(f"not a regular file ({kind})")
+        if limit is not None and info.st_size > limit:
+            raise Refused(_too_large(info.st_size, limit))
+        os.set_blocking(fd, True)
+        data = fh.read() if limit is None else _read_at_most(fh, limit + 1)
+    if limit is not None and len(data) > limit:
+        raise Refused(_too_large(len(data), limit))
+    return data
+
+
+def _read_at_most(fh: Any, count: int) -> bytes:
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = fh.read(min(count, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> str:
+    more = "at least " if size == limit + 1 else ""
+    return f"{more}{size} bytes, over the limit of {limit} (--max-bytes)"
 
 
 # writing ---------------------------------------------------------------------
