@@ -153,7 +153,8 @@ def _process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
         return Outcome(result)
     result.output = str(job.target)
     start = time.perf_counter()
-    try:
+    hashes = manifest.digest(data), manifest.digest(encoded if encoded is not None else data)
+    try:  # from here to the manifest's line, as little as can be: a kill in between makes the image redone
         _write(job, data, encoded, before)
         after = manifest.stamp(job.target)
     except Exception as exc:
@@ -163,8 +164,7 @@ def _process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
     result.timings["write"] = round(time.perf_counter() - start, 4)
     if before is None or after is None:
         return Outcome(result)
-    written = encoded if encoded is not None else data
-    return Outcome(result, {**before, "sha256": manifest.digest(data)}, {**after, "sha256": manifest.digest(written)})
+    return Outcome(result, {**before, "sha256": hashes[0]}, {**after, "sha256": hashes[1]})
 
 
 def _source_stamp(job: Job) -> dict[str, int] | None:
