@@ -169,11 +169,12 @@ class Manifest:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        if len(self._pieces) > 1:
-            whole = storage.join(self.folder, f"manifest-{self.run_id}.jsonl")
-            storage.write_atomic(whole, "".join(self._lines).encode())
-            for piece in self._pieces:
-                fs, path = storage._fs(piece)
-                with contextlib.suppress(FileNotFoundError):
-                    fs.rm_file(path)
+        pieces, lines = self._pieces, self._lines
         self._pieces, self._lines = [], []
+        if len(pieces) < 2:
+            return
+        with contextlib.suppress(Exception):  # if the store refuses, the pieces are read next time all the same
+            storage.write_atomic(storage.join(self.folder, f"manifest-{self.run_id}.jsonl"), "".join(lines).encode())
+            for piece in pieces:
+                fs, path = storage._fs(piece)
+                fs.rm_file(path)

@@ -304,7 +304,10 @@ def run(
     def record(outcome: Outcome) -> None:
         result = outcome.result
         if book is not None and result.written and outcome.source and outcome.output:
-            book.add(manifest.entry(result, key, outcome.source, outcome.output))
+            try:
+                book.add(manifest.entry(result, key, outcome.source, outcome.output))
+            except Exception as exc:  # the image is done; without its line a rerun does it again
+                result.notes.append(f"not recorded in the manifest ({type(exc).__name__}: {exc}): a rerun redoes it")
         batch.files.append(result)
         if on_result:
             on_result(result)
