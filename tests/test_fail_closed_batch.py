@@ -198,6 +198,7 @@ def test_an_image_over_the_worker_memory_limit_fails_alone_and_the_report_is_wri
     assert code == 1
     statuses = {name: f["status"] for name, f in _report(report).items()}
     assert statuses == {"big.png": "failed", "p00.png": "blurred", "p01.png": "blurred"}
+    assert "memory" in _report(report)["big.png"]["reason"] or "died" in _report(report)["big.png"]["reason"]
     assert _images(out) == ["p00.png", "p01.png"]
 
 

@@ -133,7 +133,10 @@ def process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
     try:
         return _process_job(blurrer, job, dry_run)
     except Exception as exc:
-        return Outcome(FileResult(job.label, None, "failed", f"{type(exc).__name__}: {exc}".rstrip(": ")))
+        why = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if isinstance(exc, MemoryError):
+            why = f"out of memory ({why})"
+        return Outcome(FileResult(job.label, None, "failed", why))
 
 
 def _process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
