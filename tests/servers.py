@@ -39,8 +39,10 @@ class S3:
         return name
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """The keys under ``prefix``, less hidden ones (pii-blur's manifest in ``.pii-blur/``)."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        keys = (o["Key"] for page in pages for o in page.get("Contents", []))
+        return sorted(k for k in keys if not any(part.startswith(".") for part in k.split("/")))
 
     def get(self, bucket: str, key: str) -> bytes:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -60,6 +60,20 @@ def _strength(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _size(text: str) -> int:
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    number, unit = text.strip().upper().removesuffix("B"), ""
+    if number[-1:] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError("a size such as 4G, 800M or 2000000000") from None
+    if value < 64 * 2**20:
+        raise argparse.ArgumentTypeError("at least 64M: a worker needs that much to load the models")
+    return value
+
+
 def _add_detection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection")
     group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
@@ -126,9 +140,14 @@ def blur_parser() -> argparse.ArgumentParser:
                         "an image file's extension (checked before any work starts)")
     parser.add_argument("--dry-run", action="store_true", help="detect and report, write no images")
     parser.add_argument("--overwrite", action="store_true",
-                        help="redo images whose output already exists and is newer than the input")
+                        help="redo every image; without it, an image is skipped only when the manifest in "
+                        "OUTPUT_DIR/.pii-blur says pii-blur wrote its output from the same input with the same "
+                        "settings and the output is unchanged")
     parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                         help="worker processes, or Ray actors (default: one per core, of the cluster for Ray)")
+    parser.add_argument("--worker-memory", type=_size, metavar="SIZE",
+                        help="most memory (address space) each worker process may take, e.g. 4G; an image "
+                        "that needs more fails alone (local engine; default: no limit)")
     parser.add_argument("--engine", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine (default); ray: a Ray cluster "
                         "(pip install 'pii-blur[ray]')")
@@ -154,8 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_blur(args: argparse.Namespace) -> int:
     from piiblur import report as reporting
-    from piiblur.journal import Journal
-    from piiblur.runner import UsageError, default_workers, is_terminal, plan, run
+    from piiblur.runner import UsageError, WorkerStartError, default_workers, is_terminal, plan, run
 
     try:
         jobs, passed = plan(args.input, args.output)
@@ -175,17 +193,16 @@ def run_blur(args: argparse.Namespace) -> int:
     for result in folders:
         print(_result_line(result, False), file=sys.stderr)
     settings = _settings(args)
-    journal = Journal(args.report) if args.report and not args.dry_run else None
     workers = args.jobs or (default_workers() if args.engine == "local" else 0)
     try:
         batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result,
-                    engine=args.engine, ray_address=args.ray_address, journal=journal)
+                    engine=args.engine, ray_address=args.ray_address, worker_memory=args.worker_memory)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except WorkerStartError as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except OSError as exc:  # e.g. the output listing of a URL that stopped answering
         return _fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _fail("interrupted; finished images are kept, rerun to do the rest", 130)
     finally:
         if progress:
             progress.close()
@@ -196,12 +213,12 @@ def run_blur(args: argparse.Namespace) -> int:
         try:
             reporting.write_report(args.report, reporting.as_json(batch, settings, args.input, args.output,
                                                                   args.dry_run))
-            if journal is not None:
-                journal.discard()
-        except OSError as exc:  # the journal beside it keeps what was found
+        except OSError as exc:  # the manifest in OUTPUT_DIR keeps what was found
             code = _fail(f"cannot write the report {args.report}: {exc.strerror or exc}", EXIT_FAILED)
     if not args.quiet:
         print(reporting.summary_line(batch, args.dry_run), file=sys.stderr)
+    if batch.stopped_by is not None:
+        return _fail("interrupted; finished images are kept and recorded, rerun to do the rest", 128 + batch.stopped_by)
     return code
 
 
@@ -255,13 +272,17 @@ def _prepare_output(output: Location) -> str | None:
 
 
 def _result_line(result: FileResult, verbose: bool) -> str | None:
+    """One line for an image: names and reasons with their control characters escaped, so always one line."""
+    from piiblur.report import counted, printable
+
+    source = printable(result.source)
     if result.status == "failed":
-        return f"error: {result.source}: {result.reason}"
+        return f"error: {source}: {printable(result.reason)}"
     if verbose:
-        found = f"{result.count('face')} faces, {result.count('plate')} plates"
         if result.status == "skipped":
-            return f"skipped: {result.source}"
-        return f"{result.status}: {result.source} ({found})"
+            return f"skipped: {source}"
+        found = f"{counted(result.count('face'), 'face')}, {counted(result.count('plate'), 'plate')}"
+        return f"{result.status}: {source} ({found})"
     return None
 
 

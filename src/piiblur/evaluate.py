@@ -164,8 +164,10 @@ def format_table(evaluation: Evaluation, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: int = 160, limit: int = 120) -> None:
-    """A PNG grid of the missed boxes, each with some context and a red outline."""
+def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: int = 160, limit: int = 120) -> bool:
+    """A PNG grid of the missed boxes, each with some context and a red outline; none (False) without misses."""
+    if not evaluation.misses:
+        return False
     tiles: list[np.ndarray] = []
     for miss in evaluation.misses[:limit]:
         rgb = read_image(images_dir / miss.image).upright_rgb()
@@ -183,8 +185,6 @@ def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: 
         caption = f"{miss.cls} {int(y2 - y1)}px {miss.image[:14]}"
         cv2.putText(tile, caption, (2, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(tile)
-    if not tiles:
-        tiles = [np.full((cell, cell, 3), 255, np.uint8)]
     cols = min(10, len(tiles))
     rows = math.ceil(len(tiles) / cols)
     sheet = np.full((rows * cell, cols * cell, 3), 255, np.uint8)
@@ -192,6 +192,7 @@ def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: 
         r, c = divmod(i, cols)
         sheet[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
     cv2.imwrite(str(target), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return True
 
 
 def main(argv: Sequence[str], add_detection_options: Callable[[argparse.ArgumentParser], None],
@@ -220,8 +221,8 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
     try:
         if args.json:
             args.json.write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
-        if args.contact_sheet:
-            contact_sheet(evaluation, args.images, args.contact_sheet)
+        if args.contact_sheet and not contact_sheet(evaluation, args.images, args.contact_sheet):
+            print(f"no misses: no contact sheet written to {args.contact_sheet}")
     except (OSError, ImageError, cv2.error) as exc:
         print(f"pii-blur evaluate: cannot write: {exc}", file=sys.stderr)
         return 1

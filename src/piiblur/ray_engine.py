@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from piiblur.pipeline import Blurrer, FileResult, Settings
-from piiblur.runner import Job, UsageError, process_job, set_worker_threads
+from piiblur.runner import Job, Outcome, UsageError, process_job, set_worker_threads
 
 IN_FLIGHT_PER_ACTOR = 1
 FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "PIIBLUR_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
@@ -44,7 +44,7 @@ class BlurActor:
         set_worker_threads(settings.threads)
         self.blurrer = Blurrer(settings)
 
-    def process(self, job: Job, dry_run: bool) -> FileResult:
+    def process(self, job: Job, dry_run: bool) -> Outcome:
         return process_job(self.blurrer, job, dry_run)
 
 
@@ -54,7 +54,7 @@ def forwarded_env() -> dict[str, str]:
 
 def ray_results(
     jobs: list[Job], settings: Settings, dry_run: bool, address: str | None, actors: int = 0
-) -> Iterator[FileResult]:
+) -> Iterator[Outcome]:
     """Results as they finish, in any order. Starts a local Ray when there is none and no address."""
     if not jobs:
         return
@@ -72,7 +72,7 @@ def ray_results(
             ray.shutdown()
 
 
-def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool, actors: int) -> Iterator[FileResult]:
+def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool, actors: int) -> Iterator[Outcome]:
     resources = ray.cluster_resources()
     cpus = max(1, int(resources.get("CPU", 1)))
     gpus = int(resources.get("GPU", 0))
@@ -104,10 +104,10 @@ def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             actor, job = in_flight.pop(ready[0])
             try:
-                result = ray.get(ready[0])
+                outcome = ray.get(ready[0])
             except Exception as exc:  # the actor died (out of memory, a crashed node) or raised
-                result = FileResult(job.label, None, "failed", f"worker failed: {type(exc).__name__}: {exc}")
-            yield result
+                outcome = Outcome(FileResult(job.label, None, "failed", f"worker failed: {type(exc).__name__}: {exc}"))
+            yield outcome
             submit(actor)
     finally:
         for ref in in_flight:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import signal
 import sys
 import time
+import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +27,7 @@ def as_json(
         "input": str(input_path),
         "output": str(output_dir),
         "dry_run": dry_run,
+        "interrupted": None if batch.stopped_by is None else signal.Signals(batch.stopped_by).name,
         "settings": {
             "classes": list(settings.classes),
             "thresholds": settings.thresholds,
@@ -61,24 +64,38 @@ def summary_line(batch: BatchResult, dry_run: bool) -> str:
     c = summary_counts(batch)
     verb = "would be " if dry_run else ""
     parts = [
-        f"{c['images']} images read",
+        f"{counted(c['images'], 'image')} read",
         f"{c['blurred']} {verb}blurred",
         f"{c['copied']} {verb}copied unchanged",
         f"{c['skipped']} skipped (already done)",
         f"{c['failed']} failed",
     ]
     if c["not_images"]:
-        parts.append(f"{c['not_images']} non-image files ignored")
+        parts.append(f"{counted(c['not_images'], 'non-image file')} ignored")
     if c["hidden"]:
-        parts.append(f"{c['hidden']} hidden files or folders skipped")
-    return f"{', '.join(parts)}; {c['faces']} faces and {c['plates']} plates found in {c['seconds']:.1f} s"
+        parts.append(f"{counted(c['hidden'], 'hidden file or folder', 'hidden files or folders')} skipped")
+    found = f"{counted(c['faces'], 'face')} and {counted(c['plates'], 'plate')}"
+    return f"{', '.join(parts)}; {found} found in {c['seconds']:.1f} s"
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{number} {noun if number == 1 else (plural or noun + 's')}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name ...) escaped, so it stays on its line."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
+                   for ch in text)
 
 
 class Progress:
     """Images per second, megapixels per second and the time left, counted over the images processed.
 
     On a terminal a tqdm bar; elsewhere (a cluster job's log) one line every ``every`` seconds.
-    Images skipped as already done count neither in the rate nor in what is left.
+    Images skipped as already done count neither in the rate nor in what is left. The clock
+    runs from the start (or from the last skipped image, so that checking what is done does
+    not count), not from the first image finished: that image's own time counts too.
     """
 
     def __init__(self, total: int, terminal: bool, every: float = 30.0, stream: IO[str] | None = None) -> None:
@@ -86,8 +103,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.skipped = self.done = 0
         self.megapixels = 0.0
-        self.start: float | None = None
-        self.last_line = time.perf_counter()
+        self.start = self.last_line = time.perf_counter()
         self.bar: Any = None
         if terminal:
             from tqdm import tqdm
@@ -103,15 +119,15 @@ class Progress:
     def update(self, result: FileResult) -> None:
         if result.status == "skipped":
             self.skipped += 1
+            if not self.done:
+                self.start = time.perf_counter()
             if self.bar is not None:
                 self.bar.total = self.total - self.skipped
                 self.bar.refresh()
             return
         now = time.perf_counter()
-        if self.start is None:
-            self.start = now
-            if self.bar is not None:
-                self.bar.reset(total=self.total - self.skipped)
+        if not self.done and self.bar is not None:
+            self.bar.reset(total=self.total - self.skipped)
         self.done += 1
         self.megapixels += result.width * result.height / 1e6
         if self.bar is not None:
@@ -122,11 +138,11 @@ class Progress:
             print(f"pii-blur: {self.status_line()}", file=self.stream)
 
     def rate(self) -> float:
-        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        elapsed = time.perf_counter() - self.start
         return self.done / elapsed if elapsed > 0 else 0.0
 
     def rate_mp(self) -> float:
-        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        elapsed = time.perf_counter() - self.start
         return self.megapixels / elapsed if elapsed > 0 else 0.0
 
     def status_line(self) -> str:
@@ -134,7 +150,8 @@ class Progress:
         rate = self.rate()
         eta = str(datetime.timedelta(seconds=round(left / rate))) if rate > 0 else "?"
         skipped = f", {self.skipped} already done" if self.skipped else ""
-        return (f"{self.done}/{self.total - self.skipped} images{skipped}, {rate:.2f} img/s, "
+        todo = counted(self.total - self.skipped, "image")
+        return (f"{self.done}/{todo}{skipped}, {rate:.2f} img/s, "
                 f"{self.rate_mp():.1f} MP/s, ETA {eta}")
 
     def close(self) -> None:

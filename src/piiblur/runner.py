@@ -1,7 +1,12 @@
 """The batch: walk the input, process every image in worker processes, report.
 
-Each worker loads the detectors once. Work is handed out a few files at a
-time, so a million-file tree never sits in memory as futures. The output tree
+Each worker process loads the detectors once and is handed one image at a
+time. A worker that dies (killed for memory, a signal) is replaced, and only
+the image it was on fails; any other error in an image is that image's
+failure. Ctrl-C (or SIGTERM) stops the workers within seconds and keeps what
+they finished. An image is skipped only when the output folder's manifest
+(``piiblur.manifest``) says pii-blur wrote its output from the same input with
+the same settings, and the output is still as written. The output tree
 mirrors the input's folders and names. Input and output are local folders or
 URLs (``piiblur.storage``); the work runs in local worker processes (this
 module) or on a Ray cluster (``piiblur.ray_engine``), through the same
@@ -14,22 +19,28 @@ that they do not fight over the cores.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import contextlib
 import ctypes
 import math
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
+import pickle
+import resource
 import signal
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from piiblur import storage
+from piiblur import manifest, storage
 from piiblur.formats import IMAGE_EXTENSIONS
-from piiblur.journal import Journal
+from piiblur.manifest import Manifest
 from piiblur.pipeline import Blurrer, FileResult, Settings
 from piiblur.storage import Location, is_url
 
@@ -57,6 +68,7 @@ class BatchResult:
     not_images: int = 0
     hidden: int = 0  # hidden names (leading dot) passed over
     seconds: float = 0.0
+    stopped_by: int | None = None  # the signal that stopped the run before the end (SIGINT, SIGTERM)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -119,59 +131,91 @@ def _single_job(input_path: Location, output_dir: Location) -> Job:
     return Job(input_path, target, name, output_root=output_dir)
 
 
-def is_done(job: Job) -> bool:
-    """True when an earlier run already wrote ``job.target`` and the source has not changed since."""
-    if not job.target_listed and not is_url(job.source):
-        return storage.is_up_to_date(job.source, job.target)
-    target_time = job.target_mtime if job.target_listed else storage.mtime(job.target)
-    if target_time is None:
-        return False
-    source_time = job.source_mtime if job.source_mtime is not None else storage.mtime(job.source)
-    # object stores keep whole seconds: compare at that resolution
-    return source_time is not None and target_time >= math.floor(source_time)
+@dataclass
+class Outcome:
+    """One image's result and, when its output was written, what the manifest keeps of input and output."""
+
+    result: FileResult
+    source: dict[str, Any] | None = None  # the input as it was read: size, time, SHA-256
+    output: dict[str, Any] | None = None  # the output as it was written: size, time, SHA-256
 
 
-def process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> FileResult:
-    """One image, wherever it lies: the one path both engines take."""
+def process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
+    """One image, wherever it lies: the one path both engines take.
+
+    Whatever goes wrong (a MemoryError, a codec's bug) is this image's failure, never the batch's.
+    """
+    try:
+        return _process_job(blurrer, job, dry_run)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if isinstance(exc, MemoryError):
+            why = f"out of memory ({why})"
+        return Outcome(FileResult(job.label, None, "failed", why))
+
+
+def _process_job(blurrer: Blurrer, job: Job, dry_run: bool) -> Outcome:
     if not dry_run and job.output_root is not None:
         try:
             storage.check_write(job.target, job.output_root, job.source)
         except storage.Refused as exc:
-            return FileResult(job.label, str(job.target), "failed", str(exc))
-    if isinstance(job.source, Path) and isinstance(job.target, Path):
-        return blurrer.process(job.source, None if dry_run else job.target, job.label)
+            return Outcome(FileResult(job.label, str(job.target), "failed", str(exc)))
     start = time.perf_counter()
     try:
+        before = _source_stamp(job)  # before reading: a change while it is read shows at the next run
         data = storage.read_bytes(job.source, blurrer.settings.max_bytes)
     except Exception as exc:  # fsspec backends raise their own errors too
-        return FileResult(job.label, None if dry_run else str(job.target), "failed", f"cannot read: {exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return Outcome(FileResult(job.label, None if dry_run else str(job.target), "failed", f"cannot read: {reason}"))
+    if before is not None and before.setdefault("size", len(data)) != len(data):
+        before = None  # changed while it was read: written, but not recorded as done
     read = time.perf_counter() - start
-    result, encoded = blurrer.process_bytes(data, job.label)
+    result, encoded = blurrer.process_bytes(data, job.label, job.source if isinstance(job.source, Path) else None)
     result.timings = {"read": round(read, 4), **result.timings}
     if dry_run or result.status == "failed":
-        return result
+        return Outcome(result)
     result.output = str(job.target)
     start = time.perf_counter()
-    try:
-        if encoded is None:
-            storage.copy_atomic(job.source, job.target, data)
-        else:
-            storage.write_atomic(job.target, encoded, job.source)
-        result.written = True
+    hashes = manifest.digest(data), manifest.digest(encoded if encoded is not None else data)
+    try:  # from here to the manifest's line, as little as can be: a kill in between makes the image redone
+        _write(job, data, encoded, before)
+        after = manifest.stamp(job.target)
     except Exception as exc:
         result.status, result.reason = "failed", f"cannot write: {exc}"
+        return Outcome(result)
+    result.written = True
     result.timings["write"] = round(time.perf_counter() - start, 4)
-    return result
+    if before is None or after is None:
+        return Outcome(result)
+    return Outcome(result, {**before, "sha256": hashes[0]}, {**after, "sha256": hashes[1]})
+
+
+def _source_stamp(job: Job) -> dict[str, int] | None:
+    if isinstance(job.source, str) and job.source_mtime is not None:  # the listing's time; the size is the bytes'
+        return {"mtime_ns": math.floor(job.source_mtime) * 1_000_000_000}
+    return manifest.stamp(job.source)
+
+
+def _write(job: Job, data: bytes, encoded: bytes | None, before: dict[str, int] | None) -> None:
+    """The blurred bytes, or else the very bytes that were searched (not the source as it is now)."""
+    if encoded is not None:
+        storage.write_atomic(job.target, encoded, job.source)
+        return
+    storage.write_atomic(job.target, data, job.source)
+    if isinstance(job.source, Path) and isinstance(job.target, Path) and before is not None:
+        os.utime(job.target, ns=(before["mtime_ns"], before["mtime_ns"]))  # the same file, its time too
 
 
 # worker side ----------------------------------------------------------------
 _blurrer: Blurrer | None = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, memory: int | None = None) -> None:
     global _blurrer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     signal.signal(signal.SIGTERM, _raise_exit)
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     set_worker_threads(settings.threads)
     _blurrer = Blurrer(settings)
 
@@ -209,12 +253,53 @@ def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _work(job: Job, dry_run: bool) -> FileResult:
+def _work(job: Job, dry_run: bool) -> Outcome:
     assert _blurrer is not None
     return process_job(_blurrer, job, dry_run)
 
 
+def _worker_main(conn: Connection, settings: Settings, dry_run: bool, memory: int | None) -> None:
+    """A worker process: load the models, then one job at a time until told to stop (None) or the parent is gone."""
+    try:
+        _init_worker(settings, memory)
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(("done", _work(job, dry_run)))
+
+
 # parent side ----------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM in the parent: stop as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def output_folder(job: Job) -> Location:
+    """The output folder ``job`` writes into: its target less its relative path."""
+    return _root(job.target, job.label)
+
+
+def _root(loc: Location, label: str) -> Location:
+    if isinstance(loc, Path):
+        return Path(*loc.parts[: len(loc.parts) - len(Path(label).parts)])
+    return loc[: -len(label) - 1] if loc.endswith("/" + label) else storage.parent(loc)
+
+
 def run(
     jobs: list[Job],
     settings: Settings,
@@ -224,95 +309,253 @@ def run(
     on_result: Callable[[FileResult], None] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
-    journal: Journal | None = None,
+    worker_memory: int | None = None,
 ) -> BatchResult:
-    """Process ``jobs``; images an earlier run finished are skipped.
+    """Process ``jobs``; an image is skipped only when the output folder's manifest says that pii-blur wrote
+    its output, from the same input, with the same settings, and the output is still as written.
 
-    With a ``journal`` each result is recorded as it comes, and a skipped image is
-    reported with what the earlier run that wrote its output found.
+    Ctrl-C or SIGTERM stops the workers within seconds; what was written by then is recorded, and the
+    result has ``stopped_by`` set. ``worker_memory`` (bytes) limits each worker process's address space.
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     batch = BatchResult()
     start = time.perf_counter()
-    earlier = journal.load() if journal is not None and not dry_run else {}
-    todo: list[Job] = []
-    for job in jobs:
-        if not overwrite and not dry_run and is_done(job):
-            result = _skipped(job, earlier.get(job.label))
-            batch.files.append(result)
-            if on_result:
-                on_result(result)
-        else:
-            todo.append(job)
-    if not dry_run:
-        for root in {storage.parent(j.target) for j in todo}:
-            storage.sweep_temporaries(root)
-    if engine == "local":
-        workers = max(1, min(workers, len(todo)))
-        if settings.threads == 0:
-            settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
-        results = _results(todo, settings, workers, dry_run)
-    else:
-        from piiblur.ray_engine import ray_results
+    book = Manifest(output_folder(jobs[0])) if jobs and not dry_run else None
+    key = manifest.settings_key(settings)
 
-        results = ray_results(todo, settings, dry_run, ray_address, workers)
-    signal.signal(signal.SIGTERM, _raise_exit)
+    def record(outcome: Outcome) -> None:
+        result = outcome.result
+        if book is not None and result.written and outcome.source and outcome.output:
+            try:
+                book.add(manifest.entry(result, key, outcome.source, outcome.output))
+            except Exception as exc:  # the image is done; without its line a rerun does it again
+                result.notes.append(f"not recorded in the manifest ({type(exc).__name__}: {exc}): a rerun redoes it")
+        batch.files.append(result)
+        if on_result:
+            on_result(result)
+
+    previous = _handle(signal.SIGTERM, _interrupt)
     try:
-        for result in results:
-            batch.files.append(result)
-            if journal is not None:
-                journal.add(result)
-            if on_result:
-                on_result(result)
+        todo = jobs if book is None or overwrite else _resume(jobs, book, key, record)
+        if not dry_run:
+            for root in {storage.parent(j.target) for j in todo}:
+                storage.sweep_temporaries(root)
+        if engine == "local":
+            _run_local(todo, settings, workers, dry_run, worker_memory, record)
+        else:
+            from piiblur.ray_engine import ray_results
+
+            for outcome in ray_results(todo, settings, dry_run, ray_address, workers):
+                record(outcome)
+    except KeyboardInterrupt as exc:
+        batch.stopped_by = getattr(exc, "signum", signal.SIGINT)
     finally:
-        if journal is not None:
-            journal.close()
+        _handle(signal.SIGTERM, previous)
+        if book is not None:
+            book.close()
     batch.seconds = time.perf_counter() - start
     return batch
 
 
-def _skipped(job: Job, record: dict[str, Any] | None) -> FileResult:
-    result = FileResult(job.label, str(job.target), "skipped", "output exists and is up to date")
-    if record is not None:  # what the run that wrote it found
-        if record.get("status") in ("blurred", "copied"):
-            result.reason = f"output exists and is up to date ({record['status']} by an earlier run)"
-        elif record.get("status") == "skipped":
-            result.reason = record.get("reason", result.reason)
-        for key in ("width", "height", "orientation", "projection", "detections", "notes"):
-            if key in record:
-                setattr(result, key, record[key])
+def _handle(signum: int, handler: Any) -> Any:
+    """Set a signal handler where one can be set (the main thread); returns the one before."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signum, handler)
+
+
+def _resume(jobs: list[Job], book: Manifest, key: str, record: Callable[[Outcome], None]) -> list[Job]:
+    """Report the jobs an earlier run finished as skipped; return the rest."""
+    records = book.load()
+    if not records:
+        return list(jobs)
+    stamps = _Stamps()
+    todo: list[Job] = []
+    for job in jobs:
+        earlier = records.get(job.label)
+        if earlier is not None and earlier.get("settings") == key and manifest.still_valid(
+            earlier, key, stamps.now(job.source, job.label), stamps.now(job.target, job.label)
+        ):
+            record(Outcome(_skipped(job, earlier)))
+        else:
+            todo.append(job)
+    return todo
+
+
+class _Stamps:
+    """Sizes and times of files now: a stat for a local file, one listing per URL folder."""
+
+    def __init__(self) -> None:
+        self.listings: dict[str, dict[str, manifest.Stamp]] = {}
+
+    def now(self, loc: Location, label: str) -> manifest.Stamp | None:
+        if isinstance(loc, Path):
+            return manifest.stamp(loc)
+        root = str(_root(loc, label))
+        if root not in self.listings:
+            self.listings[root] = manifest.stamps_under(root)
+        return self.listings[root].get(loc[len(root) + 1:])
+
+
+def _skipped(job: Job, earlier: dict[str, Any]) -> FileResult:
+    found = earlier.get("result") or {}
+    reason = f"output exists and is up to date ({found.get('status', 'written')} by an earlier run)"
+    result = FileResult(job.label, str(job.target), "skipped", reason)
+    for name in ("width", "height", "orientation", "projection", "detections", "notes"):
+        if name in found:
+            setattr(result, name, found[name])
     return result
 
 
-def _results(jobs: list[Job], settings: Settings, workers: int, dry_run: bool) -> Iterator[FileResult]:
-    if not jobs:
+def _run_local(todo: list[Job], settings: Settings, workers: int, dry_run: bool, memory: int | None,
+               record: Callable[[Outcome], None]) -> None:
+    if not todo:
         return
-    if workers == 1:
+    workers = max(1, min(workers, len(todo)))
+    if settings.threads == 0:
+        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+    if workers == 1 and memory is None:  # in this process: no worker to start
         _init_local(settings)
-        for job in jobs:
-            yield _work(job, dry_run)
+        for job in todo:
+            record(_work(job, dry_run))
         return
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(settings,)) as pool:
-        pending: set[cf.Future[FileResult]] = set()
-        queue = iter(jobs)
+    pool = _Pool(settings, workers, dry_run, memory)
+    try:
+        for outcome in pool.results(todo):
+            record(outcome)
+    except KeyboardInterrupt:
+        for outcome in pool.stop():
+            record(outcome)
+        raise
+    finally:
+        pool.close()
+
+
+class WorkerStartError(Exception):
+    """No worker process could load the models: the batch cannot go on."""
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    job: Job | None = None
+
+
+class _Pool:
+    """Worker processes that take one image at a time. One that dies is replaced, and its image alone fails."""
+
+    STOP_GRACE = 3.0  # seconds an interrupted worker has to exit before it is killed
+
+    def __init__(self, settings: Settings, count: int, dry_run: bool, memory: int | None) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.args = (settings, dry_run, memory)
+        self.started_ok = False
+        self.failed_starts = 0
+        self.workers: list[_Worker] = [self._start() for _ in range(count)]
+
+    def _start(self) -> _Worker:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=_worker_main, args=(child, *self.args), daemon=True,
+                                       name="pii-blur-worker")
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def results(self, jobs: list[Job]) -> Iterator[Outcome]:
+        queue = deque(jobs)
+        while self.workers:
+            handles: dict[Any, _Worker] = {}
+            for worker in self.workers:
+                handles[worker.conn] = handles[worker.process.sentinel] = worker
+            for ready in mp_connection.wait(list(handles)):
+                worker = handles[ready]
+                if worker in self.workers:  # not already seen through its other handle
+                    yield from self._serve(worker, queue)
+
+    def _serve(self, worker: _Worker, queue: deque[Job]) -> Iterator[Outcome]:
+        message = _receive(worker.conn)
+        if message is None:  # it died
+            yield from self._lost(worker, queue)
+            return
+        kind, payload = message
+        if kind == "error":
+            raise WorkerStartError(f"a worker process could not start: {payload}")
+        if kind == "done":
+            worker.job = None
+            yield payload
+        else:
+            self.started_ok = True
+        self._hand_out(worker, queue)
+
+    def _hand_out(self, worker: _Worker, queue: deque[Job]) -> None:
+        worker.job = queue.popleft() if queue else None
+        with contextlib.suppress(OSError):  # if it died meanwhile, its sentinel tells
+            worker.conn.send(worker.job)
+        if worker.job is None:
+            self._retire(worker)
+
+    def _lost(self, worker: _Worker, queue: deque[Job]) -> Iterator[Outcome]:
+        self._retire(worker)
+        how = _death(worker.process.exitcode)
+        if worker.job is None:
+            self.failed_starts += 1
+            if not self.started_ok or self.failed_starts >= 3:
+                raise WorkerStartError(f"a worker process died while loading the models ({how})")
+        else:
+            reason = f"the worker process died on this image ({how}); the other images go on"
+            yield Outcome(FileResult(worker.job.label, None, "failed", reason))
+        if queue:
+            self.workers.append(self._start())
+
+    def _retire(self, worker: _Worker) -> None:
+        self.workers.remove(worker)
+        worker.process.join(1.0)
+        worker.conn.close()
+
+    def stop(self) -> list[Outcome]:
+        """Stop now: images in flight are dropped, results already sent are kept."""
+        ignoring = _handle(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         try:
-            while True:
-                for job in queue:
-                    pending.add(pool.submit(_work, job, dry_run))
-                    if len(pending) >= 2 * workers:
-                        break
-                if not pending:
-                    return
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+            for worker in self.workers:
+                worker.process.terminate()
+            deadline = time.monotonic() + self.STOP_GRACE
+            finished: list[Outcome] = []
+            for worker in self.workers:
+                worker.process.join(max(0.0, deadline - time.monotonic()))
+                while (message := _receive(worker.conn)) is not None:
+                    if message[0] == "done":
+                        finished.append(message[1])
+            return finished
+        finally:
+            _handle(signal.SIGINT, ignoring)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+            worker.conn.close()
+        self.workers = []
+
+
+def _receive(conn: Connection) -> tuple[str, Any] | None:
+    """The next message from a worker, or None when there is none (it died, or has nothing to say)."""
+    try:
+        if conn.poll():
+            message: tuple[str, Any] = conn.recv()
+            return message
+    except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+        pass
+    return None
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit status {exitcode}"
 
 
 def _init_local(settings: Settings) -> None:
