@@ -58,8 +58,18 @@ def settings_key(settings: Settings) -> str:
         "precision": settings.precision,
         "projection": settings.projection,
         "views": settings.views,
+        "version": __version__,
+        "models": _models_key(),
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _models_key() -> str:
+    """The shipped detector files as they are: a new model redoes what the old one passed."""
+    folder = Path(__file__).parent / "models"
+    parts = sorted(f"{p.name}:{p.stat().st_size}" for p in folder.glob("*.onnx"))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def _seconds_ns(seconds: float | None) -> int | None:
