@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -1159,7 +1160,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work here and keep it (inputs, outputs, reports)")
     parser.add_argument("--repro", type=Path, help="copy one input per group of violations here")
     parser.add_argument("--json", type=Path, help="write the violations and counts here")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="only print the table of an earlier --json")
     args = parser.parse_args(argv)
+    if args.table:
+        return table_from_json(args.table)
     root = Path(tempfile.mkdtemp(prefix="piiblur-fuzz-")) if args.keep is None else args.keep.resolve()
     try:
         return campaign(args, root)
@@ -1172,8 +1176,8 @@ def campaign(args: argparse.Namespace, root: Path) -> int:
     start = time.perf_counter()
     for sub in ("in", "out", "reports", "env/home", "env/tmp", "env/cwd"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    batches = generate(args.count, args.seed, args.batch, root / "in")
-    print(f"generated {args.count} files in {time.perf_counter() - start:.0f} s under {root}", flush=True)
+    batches = samples(args, root)
+    print(f"{args.count} files in {time.perf_counter() - start:.0f} s under {root}", flush=True)
     work = Campaign(root, args.jobs, int(args.memory_gib * GIB), args.timeout, args.timeout_per_file, args.stall,
                     args.max_reruns)
     for number, batch in enumerate(batches):
@@ -1184,8 +1188,9 @@ def campaign(args: argparse.Namespace, root: Path) -> int:
                 v.where = f"{name}/{v.where}"
         print(f"{name}: {len(work.tally.written)} written, {len(work.tally.failed)} failed, "
               f"{len(work.tally.violations)} violations so far", flush=True)
-    work.tally.written = _full(batches, work.tally.written)
-    work.tally.failed = _full(batches, work.tally.failed)
+        if args.json:  # what is known so far, for a run that is stopped early
+            write_json(args.json, batches[:number + 1], _finished(work.tally, batches))
+    work.tally = _finished(work.tally, batches)
     work.tally.violations += check_inputs(root, batches)
     print_table(batches, work.tally, time.perf_counter() - start, work.runs)
     if args.repro:
@@ -1195,9 +1200,39 @@ def campaign(args: argparse.Namespace, root: Path) -> int:
     return 1 if work.tally.violations else 0
 
 
+def samples(args: argparse.Namespace, root: Path) -> list[list[Sample]]:
+    """Generate the files, or take those of an earlier run kept in ``root`` (its outputs are cleared)."""
+    listing = root / "samples.json"
+    if listing.exists():
+        for sub in ("out", "reports", "in-rerun"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+            (root / sub).mkdir()
+        return [[Sample(**s) for s in batch] for batch in json.loads(listing.read_text())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow on the hostile EXIF it is asked to write
+        batches = generate(args.count, args.seed, args.batch, root / "in")
+    listing.write_text(json.dumps([[s.__dict__ for s in batch] for batch in batches]))
+    return batches
+
+
+def _finished(tally: Tally, batches: list[list[Sample]]) -> Tally:
+    return Tally(_full(batches, tally.written), _full(batches, tally.failed), list(tally.violations))
+
+
 def _full(batches: list[list[Sample]], labels: set[str]) -> set[str]:
     """Labels as batch/label paths."""
     return {f"b{n:03d}/{s.label}" for n, batch in enumerate(batches) for s in batch if s.label in labels}
+
+
+def table_from_json(path: Path) -> int:
+    saved = json.loads(path.read_text())
+    batches: dict[str, list[Sample]] = defaultdict(list)
+    for s in saved["samples"]:
+        name, label = s["file"].split("/", 1)
+        batches[name].append(Sample(label, s["format"], s["variant"], s["mutation"], s["detail"]))
+    tally = Tally(set(saved["written"]), set(saved["failed"]), [Violation(**v) for v in saved["violations"]])
+    print_table([batches[name] for name in sorted(batches)], tally, 0.0, 0)
+    return 1 if tally.violations else 0
 
 
 def write_json(path: Path, batches: list[list[Sample]], tally: Tally) -> None:
