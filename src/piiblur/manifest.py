@@ -27,6 +27,7 @@ names are never listed as images, in the input or the output.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -36,7 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from piiblur import storage
+from piiblur import __version__, storage
 from piiblur.pipeline import FileResult, Settings
 from piiblur.storage import Location
 
