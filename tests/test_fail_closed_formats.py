@@ -284,3 +284,17 @@ def test_lab_tiff_stays_lab_and_is_blurred(blurrer) -> None:
     assert detail(rgb, FACE_BOX) < 0.2 * detail(original, FACE_BOX)
     corner = (slice(0, 40), slice(440, 512))  # far from the face and the plate: the colours as they were
     assert np.abs(rgb[corner].astype(int) - original[corner].astype(int)).max() <= 2
+
+
+def test_c_library_warnings_of_any_decoder_become_notes_not_stray_lines(blurrer, capfd) -> None:
+    # an LZW TIFF with garbage in its strip: libtiff prints "Using code not yet in table" on fd 2
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(buffer, "TIFF", compression="tiff_lzw")
+    data = bytearray(buffer.getvalue())
+    data[40:400] = bytes(np.random.default_rng(1).integers(0, 255, 360, dtype=np.uint8))
+    capfd.readouterr()
+    result, _ = blurrer.process_bytes(bytes(data), "garbled.tif")
+    assert capfd.readouterr().err == ""
+    assert result.status == "failed"
+    assert any("not yet in table" in note for note in result.notes)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from piiblur import blur as blurring
-from piiblur import sphere
+from piiblur import native_stderr, sphere
 from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import OnnxRuntimeOptions, load_detectors
 from piiblur.formats import (
@@ -150,10 +150,12 @@ class Blurrer:
         ``written``. What the decoders warn about (corrupt EXIF, a malformed MPO index ...)
         goes into the file's notes rather than onto the terminal.
         """
-        with warnings.catch_warnings(record=True) as caught:
+        native: list[str] = []
+        with warnings.catch_warnings(record=True) as caught, native_stderr.captured(native):
             warnings.simplefilter("always")
             result, encoded = self._process_bytes(data, label, path)
         result.notes.extend(dict.fromkeys(f"decoder warned: {w.message}" for w in caught))
+        result.notes.extend(f"a C library said: {line}" for line in native)
         return result, encoded
 
     def _process_bytes(self, data: bytes, label: str, path: Path | None) -> tuple[FileResult, bytes | None]:

@@ -20,19 +20,17 @@ image are removed.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import struct
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin
+
+from piiblur import native_stderr
 
 from . import Encoded, SourceImage, _lossless
 from ._exif import EXIF_HEADER
@@ -379,30 +377,11 @@ def _strip_xmp_images(old_segments: list[tuple[int, bytes]], scrub: Scrub) -> li
     return result
 
 
-@contextlib.contextmanager
-def libjpeg_warnings(lines: list[str]) -> Iterator[None]:
-    """Collect what libjpeg (inside jpeglib) prints to the process's standard error, such as "Corrupt
-    JPEG data: 1 extraneous bytes before marker 0xdb", into ``lines``: a note in the report, not a
-    stray line in the middle of the progress bar."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(dict.fromkeys(line.strip() for line in sink.read().decode("utf-8", "replace").splitlines()
-                                       if line.strip()))
-
-
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     picture = Image.fromarray(pixels, source.mode)
     warned: list[str] = []
     try:
-        with libjpeg_warnings(warned):
+        with native_stderr.captured(warned):
             fresh, notes = transplant(source, pixels)
     except NotTransplantable as why:
         fresh, notes = reencode(source, pixels)
