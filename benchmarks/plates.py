@@ -21,10 +21,10 @@ Panoramas (pano): every plates_ro_dashcam `valid` photo (1280x720) is put on the
 (focal 636.6 px at the equator, so the photo keeps its resolution at its centre; 8000x4000 would only
 upsample it and take four times as long) over a real landscape (pano360/pannellum_examplepano.jpg, nothing
 to blur). Three photos share a panorama, 120 degrees apart in yaw, all at one pitch: 0, -15, -30 or -45
-(the camera looking down: plates seen from above, near the nadir at the photo's bottom). The yaws turn by 30
-degrees from one panorama to the next, so about a quarter of the photos sit astride the seam. Each photo gets
-``--poses`` of the four pitches (default 1: 36 panoramas, about 10 s each on 2 busy cores; pitches cycled
-so that every pitch gets the same share of photos). The
+(the camera looking down: plates seen from above, near the nadir at the photo's bottom). The first photo of
+each panorama faces the seam (yaw 180, give or take 0-25 degrees), so a third of the photos are cut by it.
+Each photo gets ``--poses`` of the four pitches (default 1: 36 panoramas, about 10 s each on 2 busy cores;
+pitches cycled so that every pitch gets the same share of photos). The
 panorama goes through the real sphere path (views, confirmation, blur mask on the sphere). A plate's truth
 is its footprint: the panorama pixels whose direction falls inside its labelled box; it is protected when
 the plate blur covers 80% of the footprint; for detection, a detection's outline is taken back into the
@@ -79,7 +79,7 @@ PANO_WIDTH = 4000
 PHOTO_FOV = 90.0
 PITCHES = (0.0, -15.0, -30.0, -45.0)
 PER_PANO = 3
-YAW_STEP = 30.0
+SEAM_OFFSETS = (0.0, -10.0, 10.0, -25.0, 25.0)  # yaw of the first photo of each panorama, off the seam
 BACKGROUND = "pano360/images/pannellum_examplepano.jpg"
 
 
@@ -287,9 +287,9 @@ def pano_poses(count: int, poses: int) -> Iterator[tuple[float, list[tuple[int, 
     for pitch in PITCHES:
         photos = by_pitch.get(pitch, [])
         for start in range(0, len(photos), PER_PANO):
-            offset = (n % round(360 / PER_PANO / YAW_STEP)) * YAW_STEP
+            offset = SEAM_OFFSETS[n % len(SEAM_OFFSETS)]
             n += 1
-            yaws = [((offset + j * 360 / PER_PANO + 180) % 360) - 180 for j in range(PER_PANO)]
+            yaws = [((offset + j * 360 / PER_PANO) % 360) - 180 for j in range(PER_PANO)]
             yield pitch, list(zip(photos[start : start + PER_PANO], yaws, strict=False))
 
 
