@@ -58,6 +58,9 @@ class Settings:
     threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
     projection: str = "auto"  # auto | equirectangular | planar
     views: str = "standard"  # which set of views of the sphere panoramas are searched in
+    # class -> ONNX file to detect it with instead of the shipped model (same inputs and outputs, e.g. a
+    # retrained plate net); used as it is, whatever ``precision`` says
+    model_files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         blurring.checked_strength(self.strength)  # ValueError for a strength that leaves faces recognisable
@@ -86,7 +89,7 @@ class Blurrer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
-        self.detectors = load_detectors(list(settings.classes), options)
+        self.detectors = load_detectors(list(settings.classes), options, settings.model_files)
 
     def geometry(self, image: SourceImage, notes: list[str] | None = None) -> sphere.Equirect | None:
         """Where the image sits on the sphere, or None for a flat photo (GPano ignored is noted in ``notes``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 
 from piiblur.detectors.base import REGISTRY, Detector, OnnxRuntimeOptions, register
 
@@ -23,12 +24,18 @@ def available() -> dict[str, type]:
     return dict(REGISTRY)
 
 
-def load_detectors(classes: list[str], options: OnnxRuntimeOptions) -> list[Detector]:
-    """One detector for each requested class (face, plate), in that order."""
+def load_detectors(classes: list[str], options: OnnxRuntimeOptions,
+                   model_files: Mapping[str, str] | None = None) -> list[Detector]:
+    """One detector for each requested class (face, plate), in that order; ``model_files`` maps a
+    class to an ONNX file to load instead of the shipped model (same inputs and outputs)."""
+    model_files = model_files or {}
     detectors: list[Detector] = []
     by_class = {cls.class_name: cls for cls in available().values()}
+    unknown = set(model_files) - set(by_class)
+    if unknown:
+        raise ValueError(f"model file given for an unknown class: {', '.join(sorted(unknown))}")
     for name in classes:
         if name not in by_class:
             raise ValueError(f"no detector for class {name!r}")
-        detectors.append(by_class[name](options))
+        detectors.append(by_class[name](options, model_files.get(name)))
     return detectors

@@ -78,8 +78,12 @@ def load_cuda_libraries() -> None:
             preload()
 
 
-def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession:
-    filename = options.model_file(stem)
+def make_session(stem: str, options: OnnxRuntimeOptions, path: str | None = None) -> ort.InferenceSession:
+    """A session for the shipped model ``stem`` (at ``options.precision``), or for the ONNX file ``path``
+    when given (used as it is, whatever the precision)."""
+    if path is not None and not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file {path}")
+    filename = path or model_path(options.model_file(stem))
     wants_cuda = options.providers()[0] == "CUDAExecutionProvider"
     if wants_cuda:
         load_cuda_libraries()
@@ -91,12 +95,12 @@ def make_session(stem: str, options: OnnxRuntimeOptions) -> ort.InferenceSession
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.enable_cpu_mem_arena = False  # give tile activations back after each run: bounded memory per worker
-    session = ort.InferenceSession(model_path(filename), so, providers=options.providers_with_options())
+    session = ort.InferenceSession(filename, so, providers=options.providers_with_options())
     if wants_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
         # onnxruntime falls back to the CPU, quietly, when the CUDA or cuDNN libraries do not load
         if options.device == "auto":
             warnings.warn("onnxruntime's CUDA provider did not start: running on the CPU", stacklevel=2)
-            return make_session(stem, replace(options, device="cpu"))
+            return make_session(stem, replace(options, device="cpu"), path)
         raise RuntimeError("onnxruntime's CUDA provider did not start (CUDA or cuDNN libraries missing or of "
                            "another version than the onnxruntime-gpu build): install "
                            "'onnxruntime-gpu[cuda,cudnn]', or run with --device cpu")
@@ -114,13 +118,14 @@ def pad_to_multiple(rgb: np.ndarray, multiple: int, value: int = 0) -> np.ndarra
 
 class OnnxDetector:
     """What the detectors that run one shipped ONNX model share: the session, loaded once, and the
-    net's input blob (NCHW float32, padded to the stride). A subclass names ``model`` and decodes."""
+    net's input blob (NCHW float32, padded to the stride). A subclass names ``model`` and decodes.
+    ``model_file`` loads another ONNX file of the same inputs and outputs instead (a retrained net)."""
 
     model: ClassVar[str]  # file stem under models/, e.g. "centerface"
     stride: ClassVar[int] = 32
 
-    def __init__(self, options: OnnxRuntimeOptions) -> None:
-        self.session = make_session(self.model, options)
+    def __init__(self, options: OnnxRuntimeOptions, model_file: str | None = None) -> None:
+        self.session = make_session(self.model, options, model_file)
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, rgb: np.ndarray, pad_value: int = 0, scale: float = 1.0) -> list[np.ndarray]:
