@@ -52,3 +52,15 @@ def test_any_dtype_and_channels():
     assert detail(out, (30, 30, 70, 70)) < 0.01 * detail(img16, (30, 30, 70, 70))
     rgba = np.dstack([_noise(100, 100), np.full((100, 100), 200, np.uint8)])
     assert blur(rgba, Detections([[20, 20, 80, 80]], [1], [1])).shape == (100, 100, 4)
+
+
+def test_a_profile_face_whose_box_is_narrower_than_the_face_is_hidden_whole():
+    """A detector's box of a face in profile can be half as wide as the head; the blur covers a whole face."""
+    img = _noise(200, 200)
+    narrow = Detections([[90, 60, 104, 100]], [0.9], [0])  # 14 x 40 px: a profile box
+    mask = protected(narrow, img.shape[:2])
+    head = (84, 64, 110, 96)  # a 26 x 32 px face around it (0.8 of its height wide)
+    x1, y1, x2, y2 = head
+    assert mask[y1:y2, x1:x2].mean() >= 0.95
+    out = blur(img, narrow)
+    assert detail(out, head) < 0.05 * detail(img, head)

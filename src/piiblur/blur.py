@@ -36,6 +36,7 @@ import numpy as np
 from piiblur.detections import Detections, class_id
 
 FACE_GROWTH = 1.3  # ellipse semi-axes = half the box sides times this
+FACE_MIN_WIDTH = 0.8  # a face is at least this share of its height wide: a profile's narrow box still hides the face
 PLATE_MARGIN = 0.2  # plate box grown by this share of its height on every side
 SIGMA_PER_SIZE = 0.25
 MIN_SIGMA = 2.0
@@ -72,7 +73,8 @@ def _shape_extent(box: np.ndarray, cid: int) -> tuple[float, float, float, float
     if cid == _PLATE:
         m = PLATE_MARGIN * h + 1.0
         return cx, cy, w / 2 + m, h / 2 + m
-    return cx, cy, w / 2 * FACE_GROWTH, h / 2 * FACE_GROWTH  # faces and anything else: ellipse
+    w = max(w, FACE_MIN_WIDTH * h)  # faces and anything else: an ellipse
+    return cx, cy, w / 2 * FACE_GROWTH, h / 2 * FACE_GROWTH
 
 
 def region_for(box: np.ndarray, cid: int, shape: tuple[int, int], strength: float = 1.0) -> Region | None:
