@@ -168,15 +168,22 @@ def test_a_killed_worker_fails_its_image_alone(tmp_path: Path, portrait: np.ndar
     src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
     _portraits(src, portrait, 6, scale=3)
     cmd = [sys.executable, str(ROOT / "pii-blur.py"), str(src), str(out), "-j", "2", "-q", "--report", str(report)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.time() + 180
     while time.time() < deadline and not (out.exists() and list(out.glob("p*.png"))):
         time.sleep(0.02)
     workers = [pid for pid, cmdline in _children(proc.pid) if "spawn_main" in cmdline]
     assert len(workers) == 2
+    folders = list(scratch.glob("pii-blur-workers-*/*"))
+    assert len(folders) == 2  # each worker's temporary files in a folder of its own
+    for folder in folders:  # as a temporary copy of the image in flight would be
+        (folder / "in.jpg").write_bytes(b"unblurred")
     os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
+    assert not list(scratch.glob("pii-blur-workers-*")), "a dead worker's temporary files were left behind"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "worker process died" in errors[0] and "SIGKILL" in errors[0], err
     statuses = {name: f["status"] for name, f in _report(report).items()}

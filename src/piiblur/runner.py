@@ -27,8 +27,10 @@ import multiprocessing.connection as mp_connection
 import os
 import pickle
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -258,8 +260,14 @@ def _work(job: Job, dry_run: bool) -> Outcome:
     return process_job(_blurrer, job, dry_run)
 
 
-def _worker_main(conn: Connection, settings: Settings, dry_run: bool, memory: int | None) -> None:
-    """A worker process: load the models, then one job at a time until told to stop (None) or the parent is gone."""
+def _worker_main(conn: Connection, scratch: str, settings: Settings, dry_run: bool, memory: int | None) -> None:
+    """A worker process: load the models, then one job at a time until told to stop (None) or the parent is gone.
+
+    Its temporary files (the lossless JPEG path's) go into ``scratch``, a folder the parent removes
+    whatever becomes of the worker: a worker killed mid-image leaves no copy of that image behind.
+    """
+    tempfile.tempdir = scratch
+    os.environ["TMPDIR"] = scratch
     try:
         _init_worker(settings, memory)
     except Exception as exc:
@@ -440,6 +448,7 @@ class WorkerStartError(Exception):
 class _Worker:
     process: Any
     conn: Connection
+    scratch: str  # its temporary folder, removed when it is retired
     job: Job | None = None
 
 
@@ -451,17 +460,19 @@ class _Pool:
     def __init__(self, settings: Settings, count: int, dry_run: bool, memory: int | None) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.args = (settings, dry_run, memory)
+        self.scratch = tempfile.mkdtemp(prefix="pii-blur-workers-")
         self.started_ok = False
         self.failed_starts = 0
         self.workers: list[_Worker] = [self._start() for _ in range(count)]
 
     def _start(self) -> _Worker:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, args=(child, *self.args), daemon=True,
+        scratch = tempfile.mkdtemp(dir=self.scratch)
+        process = self.context.Process(target=_worker_main, args=(child, scratch, *self.args), daemon=True,
                                        name="pii-blur-worker")
         process.start()
         child.close()
-        return _Worker(process, parent)
+        return _Worker(process, parent, scratch)
 
     def results(self, jobs: list[Job]) -> Iterator[Outcome]:
         queue = deque(jobs)
@@ -513,6 +524,8 @@ class _Pool:
         self.workers.remove(worker)
         worker.process.join(1.0)
         worker.conn.close()
+        if not worker.process.is_alive():
+            shutil.rmtree(worker.scratch, ignore_errors=True)
 
     def stop(self) -> list[Outcome]:
         """Stop now: images in flight are dropped, results already sent are kept."""
@@ -538,6 +551,7 @@ class _Pool:
             worker.process.join()
             worker.conn.close()
         self.workers = []
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _receive(conn: Connection) -> tuple[str, Any] | None:
