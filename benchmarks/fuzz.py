@@ -1164,8 +1164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--memory-gib", type=float, default=4.0, help="address-space limit of the command")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per run, plus --timeout-per-file")
-    parser.add_argument("--timeout-per-file", type=float, default=1.0)
-    parser.add_argument("--stall", type=float, default=30.0, help="seconds without a result before a run is killed")
+    parser.add_argument("--timeout-per-file", type=float, default=4.0, help="seconds a file may add to --timeout")
+    parser.add_argument("--stall", type=float, default=150.0,
+                        help="seconds without a result before a run is killed (big mutants are slow, not hung)")
     parser.add_argument("--max-reruns", type=int, default=30, help="-j 1 reruns per batch to name culprits")
     parser.add_argument("--keep", type=Path, help="work here and keep it (inputs, outputs, reports)")
     parser.add_argument("--repro", type=Path, help="copy one input per group of violations here")
