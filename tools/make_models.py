@@ -9,11 +9,13 @@ Both models come from wheels on PyPI; nothing is trained here.
 * ``plate_yolov8n.onnx``: the YOLOv8n licence-plate detector (AGPL-3.0) inside
   ``fastanpr==0.1.13`` (``fastanpr/best.pt``), exported once with the
   ``ultralytics`` exporter (dynamic input size, opset 17, simplified).
-* ``*_int8.onnx``: each of the two, quantised to 8 bits (QDQ, per-channel
-  weights) with onnxruntime's static quantiser, which the CPU runs about twice
-  as fast. The activation ranges are calibrated on the sample photographs that
-  ship in the ``scikit-image==0.26.0`` wheel, at several scales, so the result
-  depends on nothing but PyPI.
+* ``centerface_int8.onnx``: the face net quantised to 8 bits (QDQ, per-channel
+  weights) with onnxruntime's static quantiser, which the CPU runs faster. The
+  activation ranges are calibrated on the sample photographs that ship in the
+  ``scikit-image==0.26.0`` wheel, at several scales, so the result depends on
+  nothing but PyPI. ``plate_yolov8n_int8.onnx`` is made by ``training/quantize.py``
+  with the same ``quantize`` below, calibrated on licence-plate photos: on the
+  sample photographs, which hold no plate, its scores stopped at 0.5.
 
 Run it in a throwaway environment that has what the conversion needs::
 
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -111,20 +114,48 @@ def calibration_images(wheel: Path) -> list[np.ndarray]:
     return images
 
 
-def quantize(source: Path, target: Path, photos: list[np.ndarray], normalise: bool) -> None:
+def quantize(source: Path, target: Path, photos: Sequence[np.ndarray], normalise: bool, method: str = "minmax",
+             percentile: float = 99.999, float_head: str = "none", chunk: int = 0) -> None:
+    """Quantise ``source`` to ``target`` (QDQ, per-channel int8 weights, uint8 activations), calibrated on
+    ``photos`` (RGB uint8, sides multiples of 32, each fed as one input). ``method``: minmax, percentile
+    (at ``percentile``) or entropy. ``float_head`` "class" keeps YOLOv8's last class-logit convolutions in
+    float too, "all" also the last box-distribution ones. ``chunk`` > 0 calibrates on that many photos at
+    a time (it must divide their number): the histogram methods otherwise hold every activation of every
+    photo at once."""
     import onnx
     from onnx import version_converter
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Photos(CalibrationDataReader):
         def __init__(self, input_name: str) -> None:
-            blobs = (p.transpose(2, 0, 1)[None].astype(np.float32) / (255.0 if normalise else 1.0) for p in photos)
-            self.items = iter([{input_name: b} for b in blobs])
+            self.input_name = input_name
+            self.set_range(0, len(photos))
+
+        def __len__(self) -> int:
+            return len(photos)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.items = iter(range(start_index, end_index))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
+            i = next(self.items, None)
+            if i is None:
+                return None
+            blob = photos[i].transpose(2, 0, 1)[None].astype(np.float32)
+            return {self.input_name: blob / 255.0 if normalise else blob}
 
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    extra: dict[str, object] = {"CalibPercentile": percentile} if method == "percentile" else {}
+    if chunk:
+        extra["CalibStridedMinMax"] = chunk  # onnxruntime's name; it chunks every method
     with tempfile.TemporaryDirectory() as tmp:
         model = onnx.load(str(source))
         if model.opset_import[0].version < 13:  # per-channel QDQ needs opset 13
@@ -135,11 +166,15 @@ def quantize(source: Path, target: Path, photos: list[np.ndarray], normalise: bo
         input_name = model.graph.input[0].name
         # YOLOv8's decoding tail (box distribution, anchors, the concat of boxes and scores) stays
         # in float: boxes in pixels and scores in 0-1 cannot share one 8-bit scale
-        tail = [n.name for n in onnx.load(str(prepared)).graph.node
-                if n.name.startswith("/model.22/") and not n.name.startswith(("/model.22/cv2.", "/model.22/cv3."))]
+        nodes = [n.name for n in onnx.load(str(prepared)).graph.node]
+        branches = ("/model.22/cv2.", "/model.22/cv3.")  # box distribution, class logits
+        tail = [n for n in nodes if n.startswith("/model.22/") and not n.startswith(branches)]
+        # optionally also the last 1x1 convolution of the class branches (or of both), e.g. /model.22/cv3.0/cv3.0.2/Conv
+        heads = {"none": (), "class": branches[1:], "all": branches}[float_head]
+        tail += [n for n in nodes if heads and n.startswith(heads) and n.endswith(".2/Conv")]
         quantize_static(str(prepared), str(target), Photos(input_name), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=tail)
+                        nodes_to_exclude=tail, calibrate_method=methods[method], extra_options=extra)
 
 
 def sha256(path: Path) -> str:
@@ -163,10 +198,10 @@ def main() -> None:
             print(f"{target}  sha256={sha256(target)}")
         if args.only in (None, "int8"):
             photos = calibration_images(fetch_wheel(SKIMAGE, Path(tmp)))
-            for name, normalise in (("centerface", False), ("plate_yolov8n", True)):
-                target = args.out / f"{name}_int8.onnx"
-                quantize(args.out / f"{name}.onnx", target, photos, normalise)
-                print(f"{target}  sha256={sha256(target)}")
+            target = args.out / "centerface_int8.onnx"
+            quantize(args.out / "centerface.onnx", target, photos, normalise=False)
+            print(f"{target}  sha256={sha256(target)}")
+            print("plate_yolov8n_int8.onnx: see training/quantize.py (calibrated on plate photos)")
 
 
 if __name__ == "__main__":
