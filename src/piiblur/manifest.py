@@ -69,8 +69,10 @@ def settings_key(settings: Settings) -> str:
 def _models_key() -> str:
     """The shipped detector files as they are: a new model redoes what the old one passed."""
     folder = Path(__file__).parent / "models"
-    parts = sorted(f"{p.name}:{p.stat().st_size}" for p in folder.glob("*.onnx"))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.onnx")):  # a few MB each, read once per process
+        digest.update(path.name.encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def _seconds_ns(seconds: float | None) -> int | None:
