@@ -214,7 +214,7 @@ def gen_realdown(src, imgs, rng):
         canvas = np.full((SIZE, SIZE, 3), GRAY, np.uint8)
         oy = int(rng.integers(0, SIZE - out.shape[0] + 1))
         canvas[oy:oy + out.shape[0], :out.shape[1]] = out
-        out, b = canvas, clip_boxes(b + [0, oy, 0, oy])
+        out, b = canvas, clip_boxes(b + np.array([0, oy, 0, oy]))
     if rng.random() < 0.5:
         out, b = hflip(out, b)
     return out, b
@@ -316,10 +316,7 @@ def gen_sphere(src, imgs, rng):
 def negative_canvas(rng, photos, n_distractors):
     img = P.background(rng, SIZE, photos)
     for _ in range(n_distractors):
-        if rng.random() < 0.6:
-            rgba = P.render_text_sign(rng)
-        else:
-            rgba = P.shape_distractor(rng, int(rng.integers(12, 120)))
+        rgba = P.render_text_sign(rng) if rng.random() < 0.6 else P.shape_distractor(rng, int(rng.integers(12, 120)))
         h, w = rgba.shape[:2]
         th = target_height(rng) * rng.uniform(0.8, 2.0)
         q = P.plate_quad(rng, w, h, yaw_max=70, pitch_range=(-30, 40))

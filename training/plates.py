@@ -13,7 +13,7 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation",
              "/usr/share/fonts/truetype/liberation2"]
@@ -77,10 +77,10 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int, int, in
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     f = font(font_path, 200)
-    l, t, r, b = draw.textbbox((0, 0), text, font=f)
-    tw, th = r - l, b - t
+    left, t, r, b = draw.textbbox((0, 0), text, font=f)
+    tw, th = r - left, b - t
     layer = Image.new("L", (tw + 20, th + 20), 0)
-    ImageDraw.Draw(layer).text((10 - l, 10 - t), text, font=f, fill=255)
+    ImageDraw.Draw(layer).text((10 - left, 10 - t), text, font=f, fill=255)
     # keep the aspect within limits: plate fonts are condensed, never wider than about 1.3x
     scale_h = bh / (th + 20)
     w = min(bw, int((tw + 20) * scale_h * stretch))
@@ -127,17 +127,20 @@ def render_plate(rng: np.random.Generator, kind: str | None = None) -> tuple[np.
         ink = (235, 235, 235)
     x_start = int(h * 0.06)
     if kind in ("eu_white", "eu_yellow", "nl_yellow", "ro") or (kind == "uk_yellow" and rng.random() < 0.5):
-        code = {"ro": "RO", "nl_yellow": "NL", "uk_yellow": "GB"}.get(kind, str(rng.choice(["D", "NL", "F", "B", "L", "I", "PL", "E", "RO", "A"])))
+        any_code = str(rng.choice(["D", "NL", "F", "B", "L", "I", "PL", "E", "RO", "A"]))
+        code = {"ro": "RO", "nl_yellow": "NL", "uk_yellow": "GB"}.get(kind, any_code)
         x_start = _eu_band(img, d, w, h, code, rng) + int(h * 0.08)
     if kind == "us":
         state = str(rng.choice(["CALIFORNIA", "TEXAS", "NEW YORK", "OHIO", "FLORIDA", "OREGON", "ARIZONA"]))
         col = [(180, 20, 30), (20, 40, 140), (20, 20, 20)][rng.integers(3)]
-        _fit_text(d, state, (int(w * 0.2), int(h * 0.05), int(w * 0.8), int(h * 0.25)), ANY_FONTS[rng.integers(len(ANY_FONTS))], col, img, 1.4)
+        _fit_text(d, state, (int(w * 0.2), int(h * 0.05), int(w * 0.8), int(h * 0.25)),
+                  ANY_FONTS[rng.integers(len(ANY_FONTS))], col, img, 1.4)
         _fit_text(d, registration(rng, "us"), (int(w * 0.06), int(h * 0.3), int(w * 0.94), int(h * 0.8)), fpath,
                   [(20, 40, 140), (20, 20, 20), (150, 20, 30)][rng.integers(3)], img)
         if rng.random() < 0.6:
             _fit_text(d, str(rng.choice(["DMV.CA.GOV", "LONE STAR STATE", "EMPIRE STATE", "SUNSHINE STATE"])),
-                      (int(w * 0.25), int(h * 0.83), int(w * 0.75), int(h * 0.95)), ANY_FONTS[0], (60, 60, 60), img, 1.4)
+                      (int(w * 0.25), int(h * 0.83), int(w * 0.75), int(h * 0.95)), ANY_FONTS[0], (60, 60, 60),
+                      img, 1.4)
     elif kind == "scooter":
         reg = registration(rng, str(rng.choice(["nl", "de", "ro"]))).replace("-", " ").split(" ")
         top, bot = " ".join(reg[: max(1, len(reg) // 2)]), " ".join(reg[max(1, len(reg) // 2):]) or reg[0]
@@ -145,7 +148,8 @@ def render_plate(rng: np.random.Generator, kind: str | None = None) -> tuple[np.
         _fit_text(d, top, (m, m, w - m, h // 2 - m // 2), fpath, ink, img)
         _fit_text(d, bot, (m, h // 2 + m // 2, w - m, h - m), fpath, ink, img)
     else:
-        style = {"nl_yellow": "nl", "uk_yellow": "uk", "ro": "ro"}.get(kind, str(rng.choice(["de", "fr", "nl", "ro", "x"])))
+        any_style = str(rng.choice(["de", "fr", "nl", "ro", "x"]))
+        style = {"nl_yellow": "nl", "uk_yellow": "uk", "ro": "ro"}.get(kind, any_style)
         m = int(h * 0.13)
         _fit_text(d, registration(rng, style), (x_start, m, w - int(h * 0.08), h - m), fpath, ink, img,
                   stretch=rng.uniform(0.8, 1.1))
@@ -254,8 +258,8 @@ def render_text_sign(rng: np.random.Generator) -> np.ndarray:
             text = f"{rng.integers(100, 99999)}"
     f = font(fpath, 80)
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    l, t, r, b = probe.textbbox((0, 0), text, font=f)
-    tw, th = r - l, b - t
+    left, t, r, b = probe.textbbox((0, 0), text, font=f)
+    tw, th = r - left, b - t
     pad = int(th * rng.uniform(0.2, 0.6))
     w, h = tw + 2 * pad, th + 2 * pad
     if kind == "street":
@@ -267,14 +271,16 @@ def render_text_sign(rng: np.random.Generator) -> np.ndarray:
         if rng.random() < 0.4:
             bg = None  # letters straight on the wall
     elif kind == "bin":
-        bg, ink = [((240, 240, 240), (20, 20, 20)), ((250, 210, 30), (20, 20, 20)), ((30, 110, 40), (255, 255, 255))][rng.integers(3)]
+        bg, ink = [((240, 240, 240), (20, 20, 20)), ((250, 210, 30), (20, 20, 20)),
+                   ((30, 110, 40), (255, 255, 255))][rng.integers(3)]
     else:
-        bg, ink = [((250, 220, 40), (20, 20, 20)), ((255, 255, 255), (200, 20, 20)), ((255, 255, 255), (20, 20, 20))][rng.integers(3)]
-    img = Image.new("RGBA", (w, h), (0, 0, 0, 0) if bg is None else bg + (255,))
+        bg, ink = [((250, 220, 40), (20, 20, 20)), ((255, 255, 255), (200, 20, 20)),
+                   ((255, 255, 255), (20, 20, 20))][rng.integers(3)]
+    img = Image.new("RGBA", (w, h), (0, 0, 0, 0) if bg is None else (*bg, 255))
     d = ImageDraw.Draw(img)
-    d.text((pad - l, pad - t), text, font=f, fill=ink + (255,))
+    d.text((pad - left, pad - t), text, font=f, fill=(*ink, 255))
     if bg is not None and kind in ("street", "bin") and rng.random() < 0.7:
-        d.rectangle([2, 2, w - 3, h - 3], outline=ink + (255,), width=max(2, h // 20))
+        d.rectangle([2, 2, w - 3, h - 3], outline=(*ink, 255), width=max(2, h // 20))
     return np.asarray(img)
 
 
@@ -353,7 +359,8 @@ def background(rng: np.random.Generator, size: int = 640, photos: list[np.ndarra
         for y in range(horizon, size, s):
             for x in range(-(y // s % 2) * s // 2, size, s):
                 c = ground * rng.uniform(0.6, 1.2)
-                cv2.ellipse(img, (x + s // 2, y + s // 2), (s // 2 - 1, s // 2 - 2), 0, 0, 360, tuple(float(v) for v in c), -1)
+                cv2.ellipse(img, (x + s // 2, y + s // 2), (s // 2 - 1, s // 2 - 2), 0, 0, 360,
+                            tuple(float(v) for v in c), -1)
     elif kind == 1:  # paving tiles
         s = int(rng.integers(15, 60))
         for y in range(horizon, size, s):
