@@ -3,6 +3,7 @@
   python training/train.py                      # from the base weights
   python training/train.py --resume             # continue training/runs/<name>/weights/last.pt
                                                 #  (or training/checkpoint/last.pt when runs/ is gone)
+  python training/train.py --resume --epochs 12 # go on with a finished run, to 12 epochs in all
   python training/train.py --until 12:05        # a time budget (UTC clock time): ultralytics' ``time``
                                                 #  mode re-sizes the epoch count after the first epoch
 
@@ -72,16 +73,19 @@ def hours_until(clock: str) -> float:
     return (end - now).total_seconds() / 3600
 
 
-def compact_checkpoint(src: Path, dst: Path) -> None:
+def compact_checkpoint(src: Path, dst: Path) -> bool:
     """``src`` (ultralytics last.pt) without the optimizer moments: about 6 MB instead of 30, still
     resumable (``--resume`` restarts AdamW's moments; weights, EMA, epoch and arguments are kept)."""
     import torch
 
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    if ckpt.get("epoch", -1) < 0:
+        return False  # already stripped (the run has ended): not resumable, keep the epoch's copy
     ckpt["optimizer"] = None
     tmp = dst.with_suffix(".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(dst)
+    return True
 
 
 def epoch_callback(trainer) -> None:
@@ -95,12 +99,11 @@ def epoch_callback(trainer) -> None:
              "elapsed_s": round(time.time() - trainer.train_time_start, 1),
              "epoch_s": round(getattr(trainer, "epoch_time", 0) or 0, 1), "metrics": metrics,
              "run": str(trainer.save_dir)}
-    if any(e["epoch"] == entry["epoch"] for e in prog["epochs"]):
-        prog["final_val_best"] = entry  # the closing validation of best.pt runs the callback once more
-    else:
+    # the closing validation of best.pt runs the callback once more, after last.pt was stripped
+    if Path(trainer.last).exists() and compact_checkpoint(Path(trainer.last), CKPT_DIR / "last.pt"):
         prog["epochs"].append(entry)
-        if Path(trainer.last).exists():
-            compact_checkpoint(Path(trainer.last), CKPT_DIR / "last.pt")
+    else:
+        prog["final_val_best"] = entry
     prog_file.write_text(json.dumps(prog, indent=1))
 
 
@@ -108,7 +111,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(HERE / "build" / "dataset" / "data.yaml"))
     ap.add_argument("--name", default="ft")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs (default 6); with --resume: train up to this many in all (a finished run goes on)")
+    ap.add_argument("--save-dir", default=None, help="with --resume: write the run here instead of where it was")
     ap.add_argument("--until", default=None, help="UTC clock time HH:MM by which training must end")
     ap.add_argument("--hours", type=float, default=None, help="time budget in hours (instead of --until)")
     ap.add_argument("--batch", type=int, default=HYP["batch"])
@@ -118,13 +123,30 @@ def main() -> None:
     from ultralytics import YOLO
 
     if args.resume:
-        last = RUNS / args.name / "weights" / "last.pt"
-        if not last.exists():
-            last = CKPT_DIR / "last.pt"
+        import torch
+
+        # ultralytics strips last.pt when a run ends (epoch -1, no optimizer): then the compact copy resumes
+        cands = [RUNS / args.name / "weights" / "last.pt", CKPT_DIR / "last.pt"]
+        cands = [c for c in cands if c.exists()]
+        usable = [c for c in cands if torch.load(c, map_location="cpu", weights_only=False).get("epoch", -1) >= 0]
+        if not usable:
+            raise SystemExit(f"no resumable checkpoint among {cands}")
+        last = usable[0]
+        print("resuming from", last, flush=True)
+        if args.epochs:  # ultralytics keeps the checkpoint's epoch count on resume: rewrite it in a copy
+            ckpt = torch.load(last, map_location="cpu", weights_only=False)
+            ckpt["train_args"]["epochs"] = args.epochs
+            moved = RUNS / args.name / "weights" / "resume_from.pt"
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(ckpt, moved)
+            last = moved
         model = YOLO(str(last))
         model.add_callback("on_fit_epoch_end", epoch_callback)
         budget = args.hours if args.hours is not None else (hours_until(args.until) if args.until else None)
-        model.train(resume=True, **({"time": round(budget, 3)} if budget else {}))
+        kw = {"time": round(budget, 3)} if budget else {}
+        if args.save_dir:
+            kw["save_dir"] = args.save_dir
+        model.train(resume=True, **kw)
         return
 
     base = fetch()
@@ -132,13 +154,13 @@ def main() -> None:
     hyp = dict(HYP, batch=args.batch)
     CKPT_DIR.mkdir(exist_ok=True)
     (CKPT_DIR / "train_args.json").write_text(json.dumps(
-        {"base": str(base.name), "base_sha256": sha256(base), "data": args.data, "epochs": args.epochs,
+        {"base": str(base.name), "base_sha256": sha256(base), "data": args.data, "epochs": args.epochs or 6,
          "time_hours": budget, "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **hyp},
         indent=1))
     (CKPT_DIR / "progress.json").write_text(json.dumps({"epochs": []}))
     model = YOLO(str(base))
     model.add_callback("on_fit_epoch_end", epoch_callback)
-    kw = dict(hyp, data=args.data, epochs=args.epochs, project=str(RUNS), name=args.name)
+    kw = dict(hyp, data=args.data, epochs=args.epochs or 6, project=str(RUNS), name=args.name)
     if budget:
         kw["time"] = round(budget, 3)
     model.train(**kw)
