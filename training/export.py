@@ -142,7 +142,7 @@ def main() -> None:
         "progress": progress,
         "metrics": metrics,
         "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--", "training")),
+        "git_dirty": bool(git("status", "--porcelain", "--", "training", ":!training/out")),  # code, not outputs
         "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
                      "python": platform.python_version()},
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
