@@ -133,8 +133,9 @@ def main() -> None:
             raise SystemExit(f"no resumable checkpoint among {cands}")
         last = usable[0]
         print("resuming from", last, flush=True)
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        data = ckpt["train_args"]["data"]  # ultralytics would fall back to its coco8 sample without it
         if args.epochs:  # ultralytics keeps the checkpoint's epoch count on resume: rewrite it in a copy
-            ckpt = torch.load(last, map_location="cpu", weights_only=False)
             ckpt["train_args"]["epochs"] = args.epochs
             moved = RUNS / args.name / "weights" / "resume_from.pt"
             moved.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +144,7 @@ def main() -> None:
         model = YOLO(str(last))
         model.add_callback("on_fit_epoch_end", epoch_callback)
         budget = args.hours if args.hours is not None else (hours_until(args.until) if args.until else None)
-        kw = {"time": round(budget, 3)} if budget else {}
+        kw = {"data": data, **({"time": round(budget, 3)} if budget else {})}
         if args.save_dir:
             kw["save_dir"] = args.save_dir
         model.train(resume=True, **kw)
