@@ -38,4 +38,7 @@ if has export; then
   W=training/runs/ft/weights/best.pt
   [ -f "$W" ] || W=training/checkpoint/last.pt
   PYTHONPATH=src $PY training/export.py --weights "$W"
+  PYTHONPATH=src $PY training/quantize.py training/out/plate_yolov8n_ft.onnx
+  PYTHONPATH=src $PY training/quick_eval.py training/out/plate_yolov8n_ft.onnx training/out/plate_yolov8n_ft_int8.onnx \
+    src/piiblur/models/plate_yolov8n_int8.onnx --json training/out/quick_eval_heldout.json
 fi
