@@ -332,11 +332,8 @@ def band_ring(top: float, bottom: float, count: int, overlap: float, density: fl
 # camera on a car's roof) score under the threshold at the panorama's density and over it at twice
 # that density. So plates are looked for again in a band from 3 degrees above the horizon to 12 below,
 # at twice the density, in 12 views 33 degrees wide (3 degrees of overlap: the band is for plates of a
-# degree or two; larger ones lie whole in the views at the panorama's density). Measured with
-# benchmarks/plates.py --sets pano (int8, match recall): pitch 0 88.2% -> 97.1% (16-32 px 78.9% ->
-# 94.7%), all 90.8% -> 93.1%, false finds 0.67 -> 0.75 per panorama; pano360: 14 -> 15 plate finds in 7
-# real panoramas; an 8000x4000 panorama through pii-blur -j 1: about 6% more time (13 Mpx more plate
-# net input).
+# degree or two; larger ones lie whole in the views at the panorama's density). Its gain and cost are
+# measured by benchmarks/plates.py --sets pano and given in the README.
 PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
 
 VIEW_SETS: dict[str, tuple[Ring, ...]] = {
