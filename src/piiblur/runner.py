@@ -44,7 +44,7 @@ from piiblur import manifest, storage
 from piiblur.formats import IMAGE_EXTENSIONS
 from piiblur.manifest import Manifest
 from piiblur.pipeline import Blurrer, FileResult, Settings
-from piiblur.storage import Location, is_url
+from piiblur.storage import Location
 
 ENGINES = ("local", "ray")
 
@@ -59,8 +59,6 @@ class Job:
     target: Location
     label: str  # path relative to the input, for messages and the report
     source_mtime: float | None = None  # from the listing of a URL input
-    target_mtime: float | None = None  # from the listing of a URL output (None: not there)
-    target_listed: bool = False  # the output was listed, so target_mtime None means absent
     output_root: Location | None = None  # writes must stay inside it (symlinks followed)
 
 
@@ -106,19 +104,13 @@ def plan(input_path: Location, output_dir: Location) -> tuple[list[Job], Passed]
         raise UsageError(f"output folder {output_dir} is the input folder or inside it; choose another")
     if storage.inside(input_path, output_dir):
         raise UsageError(f"input folder {input_path} is inside the output folder {output_dir}; choose another")
-    done: dict[str, float | None] | None = None
-    if is_url(output_dir):  # one listing instead of one request per image
-        done = dict(storage.list_files(output_dir))
     jobs: list[Job] = []
     listing = storage.Listing()
     passed = Passed()
     for rel, stamp in sorted(storage.list_files(input_path, listing)):
         if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
             source, target = storage.join(input_path, rel), storage.join(output_dir, rel)
-            if done is None:
-                jobs.append(Job(source, target, rel, stamp, output_root=output_dir))
-            else:
-                jobs.append(Job(source, target, rel, stamp, done.get(rel), True, output_root=output_dir))
+            jobs.append(Job(source, target, rel, stamp, output_root=output_dir))
         else:
             passed.not_images += 1
     passed.hidden, passed.unreadable = listing.hidden, listing.unreadable
