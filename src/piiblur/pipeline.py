@@ -6,6 +6,7 @@ turns one input file into one output file plus a ``FileResult`` for the report.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import Counter
@@ -30,7 +31,7 @@ from piiblur.formats import (
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import TO_UPRIGHT, upright_to_stored
 from piiblur.planar import detect_planar
-from piiblur.storage import copy_atomic, read_bytes, write_atomic
+from piiblur.storage import read_bytes, write_atomic
 
 DEFAULT_THRESHOLDS = {"face": 0.3, "plate": 0.25}
 # In a panorama's views, searched at the panorama's full density, distant faces and plates are a few
@@ -125,6 +126,7 @@ class Blurrer:
         """
         name = label or str(source)
         try:
+            before = source.stat()  # the time the copy keeps, taken before the bytes are read
             data = read_bytes(source, self.settings.max_bytes)  # regular files only, bounded
         except OSError as exc:
             return FileResult(name, str(target) if target else None, "failed", f"{exc.strerror or exc}")
@@ -134,8 +136,9 @@ class Blurrer:
             return result
         clock = _Clock(result.timings)
         try:
-            if encoded is None:
-                copy_atomic(source, target)  # nothing found: the very same file, modification time too
+            if encoded is None:  # nothing found: the very bytes that were searched, and the source's time
+                write_atomic(target, data)
+                os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
             else:
                 write_atomic(target, encoded)
             result.written = True

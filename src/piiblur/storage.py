@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import mimetypes
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -376,30 +375,6 @@ def _object_headers(fs: Any, target: str, source: Location | None) -> dict[str, 
         if guessed:
             headers["ContentType"] = guessed
     return headers
-
-
-def copy_atomic(source: Location, target: Location, data: bytes | None = None) -> None:
-    """Byte-for-byte copy that keeps the source's metadata.
-
-    Local to local keeps the modification time (``shutil.copy2``); object to object on
-    the same store is a server-side copy, which keeps content type and user metadata;
-    otherwise ``data`` (the source's bytes, when the caller has them) is written.
-    """
-    if isinstance(source, Path) and isinstance(target, Path):
-        with _temporary_beside(target) as tmp:
-            shutil.copy2(source, tmp)
-        return
-    if isinstance(source, str) and isinstance(target, str):
-        src_fs, src_path = _fs(source)
-        dst_fs, dst_path = _fs(target)
-        if src_fs is dst_fs and _is_object_store(dst_fs):
-            dst_fs.copy(src_path, dst_path)  # CopyObject: atomic, metadata copied with it
-            return
-    write_atomic(target, read_bytes(source) if data is None else data, source)
-    if isinstance(target, Path):
-        stamp = mtime(source)
-        if stamp is not None:
-            os.utime(target, (stamp, stamp))
 
 
 def sweep_temporaries(root: Location) -> int:
