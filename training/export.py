@@ -122,6 +122,7 @@ def main() -> None:
         "export": {"format": "onnx", "dynamic": True, "simplify": True, "opset": 17, "imgsz": 640,
                    "input": "RGB 0-1, NCHW, sides multiples of 32",
                    "output": "(1, 5, N): centre x, centre y, width, height, score"},
+        "soup": ckpt.get("soup"),  # set when the weights are a base/fine-tuned mix (training/soup.py)
         "onnx_check_vs_shipped": {"image": probe.name, **check},
         "data": {
             "used": "plates_ro_dashcam, images whose labels.json boxes have split 'train' only; synthetic plates "

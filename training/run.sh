@@ -3,10 +3,11 @@
 #   training/run.sh                    # everything, training until $UNTIL (UTC HH:MM) or $EPOCHS epochs
 #   STEPS="export" training/run.sh     # only some steps: venv base data train export
 #   RESUME=1 STEPS="train export" training/run.sh
-# Env: DATA (shared data folder, default: found next to the repo), UNTIL, EPOCHS, SEED, NICE.
+#   STEPS="soup" ALPHA=0.2 training/run.sh   # mix base and fine-tuned weights, export fp32 + int8
+# Env: DATA (shared data folder, default: found next to the repo), UNTIL, EPOCHS, SEED, NICE, ALPHA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-"venv base data train export"}
+STEPS=${STEPS:-"venv base data train export soup"}
 PY=.venv-train/bin/python
 NICE=${NICE:-10}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -42,4 +43,12 @@ if has export; then
     --out training/out/plate_yolov8n_ft_int8.onnx ${DATA:+--data "$DATA"} --float-head class
   PYTHONPATH=src $PY training/quick_eval.py training/out/plate_yolov8n_ft.onnx training/out/plate_yolov8n_ft_int8.onnx \
     src/piiblur/models/plate_yolov8n_int8.onnx --json training/out/quick_eval_heldout.json
+fi
+if has soup; then
+  # WiSE-FT: (1 - ALPHA) * base + ALPHA * fine-tuned; ALPHA chosen on the dev halves (training/README.md)
+  A=${ALPHA:-0.2}
+  $PY training/soup.py --fine-tuned training/checkpoint/last.pt --alpha "$A" --out "training/build/soup_$A.pt"
+  PYTHONPATH=src $PY training/export.py --weights "training/build/soup_$A.pt" --no-val --name "plate_yolov8n_soup"
+  PYTHONPATH=src $PY training/quantize.py --model training/out/plate_yolov8n_soup.onnx \
+    --out training/out/plate_yolov8n_soup_int8.onnx ${DATA:+--data "$DATA"} --float-head class
 fi
