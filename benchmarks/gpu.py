@@ -44,7 +44,7 @@ def diagnose(panorama: Path) -> None:
     base.load_cuda_libraries()
     shapes = [(1344, 1344), (1600, 1344), (1472, 1472), (768, 768)]
     sessions = {stem: base.make_session(stem, base.OnnxRuntimeOptions(device="cuda", precision="fp32"))
-                for stem in ("centerface", "plate_yolov8n")}
+                for stem in ("centerface", "plate_yolov8n_street")}
     for stem, session in sessions.items():
         name = session.get_inputs()[0].name
 

@@ -516,7 +516,7 @@ def main() -> int:
         return 0
     sets = args.sets.split(",")
     model = str(args.plate_model) if args.plate_model else model_path(
-        "plate_yolov8n_int8.onnx" if args.precision == "int8" else "plate_yolov8n.onnx")
+        "plate_yolov8n_street_int8.onnx" if args.precision == "int8" else "plate_yolov8n_street.onnx")
     base = Settings(classes=("plate",), precision=args.precision, threads=args.threads,
                     model_files={"plate": model} if args.plate_model else {})
     print(f"plate model {model}; face model at {args.precision}; data {args.data.resolve()}")

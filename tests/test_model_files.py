@@ -11,7 +11,7 @@ from piiblur.pipeline import Blurrer, Settings
 
 
 def test_plate_model_file_is_loaded_as_given() -> None:
-    fp32 = model_path("plate_yolov8n.onnx")
+    fp32 = model_path("plate_yolov8n_street.onnx")
     blob = np.random.default_rng(0).random((1, 3, 64, 96), dtype=np.float32)
 
     def output(settings: Settings) -> np.ndarray:
@@ -31,4 +31,4 @@ def test_missing_or_misnamed_model_file_is_an_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         load_detectors(["plate"], options, {"plate": str(tmp_path / "none.onnx")})
     with pytest.raises(ValueError, match="unknown class"):
-        load_detectors(["plate"], options, {"plates": model_path("plate_yolov8n.onnx")})
+        load_detectors(["plate"], options, {"plates": model_path("plate_yolov8n_street.onnx")})

@@ -1,5 +1,5 @@
 """Evaluate the fine-tuned checkpoint on the held-out split (ultralytics val, base weights alongside),
-export it to ONNX like the shipped plate_yolov8n.onnx, check the ONNX against the shipped one with
+export it to ONNX like the shipped plate_yolov8n_street.onnx, check the ONNX against the shipped one with
 onnxruntime, and write the provenance JSON next to it.
 
   python training/export.py                       # training/runs/ft/weights/best.pt
@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 from base_weights import MEMBER, WHEEL, fetch, sha256  # noqa: E402
 
 OUT = HERE / "out"
-SHIPPED = REPO / "src" / "piiblur" / "models" / "plate_yolov8n.onnx"
+SHIPPED = REPO / "src" / "piiblur" / "models" / "plate_yolov8n_street.onnx"
 
 
 def git(*args: str) -> str:

@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     images = sorted((Path(args.data) / "images" / args.split).glob("*.jpg"))
-    files = [REPO / "src" / "piiblur" / "models" / "plate_yolov8n.onnx", *map(Path, args.onnx)]
+    files = [REPO / "src" / "piiblur" / "models" / "plate_yolov8n_street.onnx", *map(Path, args.onnx)]
     results = {}
     for f in files:
         results[f.name] = evaluate(detector(f), images)

@@ -42,7 +42,7 @@ if has export; then
   PYTHONPATH=src $PY training/quantize.py --model training/out/plate_yolov8n_ft.onnx \
     --out training/out/plate_yolov8n_ft_int8.onnx ${DATA:+--data "$DATA"} --float-head class
   PYTHONPATH=src $PY training/quick_eval.py training/out/plate_yolov8n_ft.onnx training/out/plate_yolov8n_ft_int8.onnx \
-    src/piiblur/models/plate_yolov8n_int8.onnx --json training/out/quick_eval_heldout.json
+    src/piiblur/models/plate_yolov8n_street_int8.onnx --json training/out/quick_eval_heldout.json
 fi
 if has soup; then
   # WiSE-FT: (1 - ALPHA) * base + ALPHA * fine-tuned; ALPHA chosen on the dev halves (training/README.md)

@@ -16,7 +16,7 @@ from piiblur.detectors.base import OnnxDetector, register
 
 @register
 class YoloPlate(OnnxDetector):
-    model: ClassVar[str] = "plate_yolov8n"
+    model: ClassVar[str] = "plate_yolov8n_street"
     name: ClassVar[str] = "yolov8n-plate"
     class_name: ClassVar[str] = "plate"
     tile: ClassVar[int] = 1536
