@@ -87,7 +87,7 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
     height, width = rgb.shape[:2]
     found: list[Detections] = []
     for detector in detectors:
-        threshold = thresholds.get(detector.class_name, detector.default_threshold)
+        threshold = thresholds[detector.class_name]
         level_scale, level = None, rgb
         for t in tiles(width, height, detector.tile):
             if t.scale != level_scale:

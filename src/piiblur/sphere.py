@@ -395,7 +395,7 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
             continue
         picture = render(rgb, geo, view)
         # a view is one detector input: it is already at the right scale, so no tile pyramid
-        dets = Detections.merge(d.detect(picture, thresholds.get(d.class_name, d.default_threshold)) for d in wanted)
+        dets = Detections.merge(d.detect(picture, thresholds[d.class_name]) for d in wanted)
         if len(dets):
             found.append(to_sphere(dets, view, geo))
     return deduplicate_on_sphere(Detections.merge(found))
