@@ -35,7 +35,9 @@ def _imports(tree: ast.Module, known: set[str]) -> set[str]:
 
 def test_no_import_cycle():
     modules = _modules()
-    graph = {name: _imports(tree, set(modules)) - {name} for name, tree in modules.items()}
+    # a module's own packages are not counted: they are being imported already when it runs
+    graph = {name: {other for other in _imports(tree, set(modules)) if not (name + ".").startswith(other + ".")}
+             for name, tree in modules.items()}
     cycles: list[str] = []
     state: dict[str, int] = {}
 
