@@ -26,7 +26,7 @@ class Precision(StrEnum):
 
 
 class Projection(StrEnum):
-    AUTO = "auto"  # GPano, else a 2:1 image at least sphere.MIN_FULL_WIDTH wide, is a full sphere
+    AUTO = "auto"  # GPano, else a 2:1 image at least gpano.MIN_FULL_WIDTH wide, is a full sphere
     EQUIRECTANGULAR = "equirectangular"
     PLANAR = "planar"
 
