@@ -5,6 +5,18 @@ import pytest
 from helpers import EXAMPLE
 from PIL import Image
 
+# modules whose tests mostly run the whole command (which loads the nets), start servers or load models
+SLOW_MODULES = {"test_cli", "test_fail_closed_batch", "test_fail_closed_paths", "test_storage", "test_ray",
+                "test_model_files", "test_plate_band"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` the tests that load the nets (the ``blurrer`` fixture) or are in ``SLOW_MODULES``, so that
+    ``pytest -m "not slow"`` runs in seconds; a plain ``pytest`` still runs everything."""
+    for item in items:
+        if "blurrer" in getattr(item, "fixturenames", ()) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def portrait() -> np.ndarray:

@@ -20,9 +20,8 @@ from servers import S3
 
 from piiblur.cli import main
 from piiblur.evaluate import main as evaluate_main
-from piiblur.pipeline import FileResult
 from piiblur.report import Progress, summary_line
-from piiblur.runner import BatchResult
+from piiblur.results import BatchResult, FileResult
 
 s3 = servers.s3  # the fixture
 
@@ -242,16 +241,9 @@ def test_no_contact_sheet_without_misses(tmp_path: Path, empty_scene: np.ndarray
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps({"empty.jpg": []}))
     sheet = tmp_path / "sheet.png"
-    assert evaluate_main([str(tmp_path), "--labels", str(labels), "--contact-sheet", str(sheet)],
-                         *_evaluate_hooks()) == 0
+    assert evaluate_main([str(tmp_path), "--labels", str(labels), "--contact-sheet", str(sheet)]) == 0
     assert not sheet.exists()
     assert "no misses" in capsys.readouterr().out
-
-
-def _evaluate_hooks():
-    from piiblur.cli import _add_detection_options, _settings
-
-    return _add_detection_options, _settings
 
 
 # object storage --------------------------------------------------------------------------------------

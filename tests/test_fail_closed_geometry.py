@@ -12,8 +12,9 @@ import pytest
 from helpers import FACE_BOX, detail
 from PIL import Image
 
-from piiblur import planar, sphere
+from piiblur import sphere
 from piiblur import synthetic as syn
+from piiblur.projections import planar
 
 MAX_SIDE = 20000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from piiblur.pipeline import FileResult
 from piiblur.report import Progress
+from piiblur.results import FileResult
 
 
 def test_progress_line_gives_rate_megapixels_and_eta_without_the_skipped():

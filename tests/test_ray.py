@@ -27,7 +27,7 @@ def _cli(*args: object) -> int:
 @pytest.fixture(scope="module")
 def cluster(s3: S3) -> Iterator[None]:
     """One local Ray for the module, started after the S3 settings are in the environment."""
-    from piiblur.ray_engine import forwarded_env
+    from piiblur.engines.ray import forwarded_env
 
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              runtime_env={"env_vars": forwarded_env()})

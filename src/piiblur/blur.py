@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from piiblur.detections import Detections, class_id
+from piiblur.classes import CLASS_TABLE, Shape
+from piiblur.detections import Detections
 
 FACE_GROWTH = 1.3  # ellipse semi-axes = half the box sides times this
 FACE_MIN_WIDTH = 0.8  # a face is at least this share of its height wide: a profile's narrow box still hides the face
@@ -44,7 +45,6 @@ MIN_STRENGTH = 0.64  # 1 / (2 pi SIGMA_PER_SIZE MIN_STRENGTH) = 0.995 cycles acr
 MAX_STRENGTH = 10.0
 FEATHER = 0.12  # width of the soft edge, as a share of the shape's shorter side
 _SUBPIXEL = 4  # fractional bits for cv2 drawing
-_FACE, _PLATE = class_id("face"), class_id("plate")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def checked_strength(strength: float) -> float:
 def _shape_extent(box: np.ndarray, cid: int) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in box)
     cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-    if cid == _PLATE:
+    if CLASS_TABLE[cid].shape is Shape.ROUNDED_RECTANGLE:
         m = PLATE_MARGIN * h + 1.0
         return cx, cy, w / 2 + m, h / 2 + m
     w = max(w, FACE_MIN_WIDTH * h)  # faces and anything else: an ellipse
@@ -95,7 +95,7 @@ def region_for(box: np.ndarray, cid: int, shape: tuple[int, int], strength: floa
     # the hard shape is drawn grown by half a feather; blurring it makes the ramp,
     # and doubling the blurred value keeps alpha at 1 over the whole grown shape
     grow = feather / 2
-    if cid == _PLATE:
+    if CLASS_TABLE[cid].shape is Shape.ROUNDED_RECTANGLE:
         _rounded_rect(hard, cx - x0, cy - y0, ax + grow, ay + grow, radius=0.5 * ay)
     else:
         axes = (round((ax + grow) * scale), round((ay + grow) * scale))

@@ -1,62 +1,29 @@
-"""The ``pii-blur`` command: a thin layer over ``piiblur.runner`` and ``piiblur.evaluate``."""
+"""The ``pii-blur`` command: a thin layer over ``piiblur.batch`` and ``piiblur.evaluate``."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from piiblur import __version__, storage
-from piiblur.blur import MAX_STRENGTH, MIN_STRENGTH, checked_strength
-from piiblur.detections import CLASSES
-from piiblur.formats import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
-from piiblur.pipeline import DEFAULT_MAX_BYTES, DEFAULT_THRESHOLDS, FileResult, Settings
-from piiblur.sphere import VIEW_SETS
+from piiblur.cli_options import add_detection_options, settings_from
+from piiblur.errors import UsageError, WorkerStartError
+from piiblur.formats import IMAGE_EXTENSIONS
+from piiblur.results import FileResult
 from piiblur.storage import Location
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 USAGE = "pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]"
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def _location(text: str) -> Location:
     try:
         return storage.location(text)
     except ValueError as exc:  # an unknown URL scheme
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _byte_count(text: str) -> int:
-    """A size such as 2G, 500M or 1048576 (K, M, G, T are powers of 1024)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
-    if not match or float(match[1]) * _UNITS[match[2]] < 1:
-        raise argparse.ArgumentTypeError("a size in bytes, such as 2G, 500M or 1048576")
-    return int(float(match[1]) * _UNITS[match[2]])
-
-
-def _classes(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in CLASSES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(CLASSES)} (comma-separated)")
-    return names
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError("must be in (0, 1]")
-    return value
-
-
-def _strength(text: str) -> float:
-    try:
-        return checked_strength(float(text))
-    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -72,48 +39,6 @@ def _size(text: str) -> int:
     if value < 64 * 2**20:
         raise argparse.ArgumentTypeError("at least 64M: a worker needs that much to load the models")
     return value
-
-
-def _add_detection_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("detection")
-    group.add_argument("--classes", type=_classes, default=CLASSES, metavar="LIST",
-                       help="what to blur, comma-separated (default: face,plate)")
-    group.add_argument("--face-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["face"], metavar="SCORE",
-                       help="lowest face score that is blurred (default: %(default)s; in panoramas, down to half "
-                       "of it when a closer look confirms the find)")
-    group.add_argument("--plate-threshold", type=_fraction, default=DEFAULT_THRESHOLDS["plate"], metavar="SCORE",
-                       help="lowest plate score that is blurred (default: %(default)s; in panoramas as for faces)")
-    group.add_argument("--strength", type=_strength, default=1.0,
-                       help=f"blur strength, {MIN_STRENGTH:g} to {MAX_STRENGTH:g}; sigma is a quarter of the "
-                       "region at 1.0 (default: %(default)s)")
-    group.add_argument("--projection", choices=["auto", "equirectangular", "planar"], default="auto",
-                       help="auto: a 360 panorama (GPano, or 2:1 and 2000+ px wide) is searched on views of the "
-                       "sphere and blurred across its seam; planar: every image is a flat photo")
-    group.add_argument("--views", choices=sorted(VIEW_SETS), default="standard",
-                       help="views of the sphere searched in a panorama (default: %(default)s; see README)")
-    group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                       help="where the detectors run (default: auto, the GPU when onnxruntime has one)")
-    group.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
-                       help="model weights: auto = 8-bit on the CPU (faster), float on a GPU")
-    group.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                       help="refuse images with more pixels than this (default: %(default)s)")
-    group.add_argument("--max-bytes", type=_byte_count, default=DEFAULT_MAX_BYTES, metavar="SIZE",
-                       help="refuse files larger than this, unread, e.g. 500M or 4G (default: 2G); only regular "
-                       "files are read: a FIFO, device or socket named like an image fails")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(
-        classes=args.classes,
-        thresholds={"face": args.face_threshold, "plate": args.plate_threshold},
-        strength=args.strength,
-        max_pixels=args.max_pixels,
-        max_bytes=args.max_bytes,
-        device=args.device,
-        precision=args.precision,
-        projection=args.projection,
-        views=args.views,
-    )
 
 
 def blur_parser() -> argparse.ArgumentParser:
@@ -157,7 +82,7 @@ def blur_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
     parser.add_argument("-v", "--verbose", action="store_true", help="print a line for every image")
     parser.add_argument("--version", action="version", version=f"pii-blur {__version__}")
-    _add_detection_options(parser)
+    add_detection_options(parser)
     return parser
 
 
@@ -166,14 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "evaluate":
         from piiblur.evaluate import main as evaluate_main
 
-        return evaluate_main(argv[1:], _add_detection_options, _settings)
+        return evaluate_main(argv[1:])
     args = blur_parser().parse_args(argv)
     return run_blur(args)
 
 
 def run_blur(args: argparse.Namespace) -> int:
     from piiblur import report as reporting
-    from piiblur.runner import UsageError, WorkerStartError, default_workers, is_terminal, plan, run
+    from piiblur.batch import plan, run
+    from piiblur.engines.local import default_workers
 
     try:
         jobs, passed = plan(args.input, args.output)
@@ -186,17 +112,15 @@ def run_blur(args: argparse.Namespace) -> int:
     problem = None if args.dry_run else _prepare_output(args.output)
     if problem:
         return _fail(problem, EXIT_FAILED)
-    progress = reporting.Progress(len(jobs), is_terminal()) if not args.quiet and len(jobs) > 1 else None
+    progress = reporting.Progress(len(jobs), sys.stderr.isatty()) if not args.quiet and len(jobs) > 1 else None
     on_result = _on_result(progress, args.verbose)
-    folders = [FileResult(f"{rel}/", None, "failed", f"cannot read this folder: {why}")
-               for rel, why in passed.unreadable]
-    for result in folders:
+    for result in passed.folder_failures():
         print(_result_line(result, False), file=sys.stderr)
-    settings = _settings(args)
+    settings = settings_from(args)
     workers = args.jobs or (default_workers() if args.engine == "local" else 0)
     try:
-        batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result,
-                    engine=args.engine, ray_address=args.ray_address, worker_memory=args.worker_memory)
+        batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result, engine=args.engine,
+                    ray_address=args.ray_address, worker_memory=args.worker_memory, passed=passed)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except WorkerStartError as exc:
@@ -206,8 +130,6 @@ def run_blur(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.close()
-    batch.files.extend(folders)
-    batch.not_images, batch.hidden = passed.not_images, passed.hidden
     code = EXIT_FAILED if batch.failed else EXIT_OK
     if args.report:
         try:
@@ -240,8 +162,6 @@ def _fail(message: str, code: int) -> int:
 
 def check_report(report: Path, input_path: Location) -> None:
     """Refuse a report path that could destroy an image or the input; checked before any work."""
-    from piiblur.runner import UsageError
-
     if report.suffix.lower() in IMAGE_EXTENSIONS:
         raise UsageError(f"report {report} has an image file's name; a report is JSON: choose e.g. report.json")
     if report.is_dir():

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CLASSES: tuple[str, ...] = ("face", "plate")
-"""Class names; a detection's ``class_id`` indexes this tuple."""
+from piiblur.classes import CLASSES, object_class
+
+__all__ = ["CLASSES", "Detections", "box_overlap", "class_id"]
 
 
 def class_id(name: str) -> int:
-    try:
-        return CLASSES.index(name)
-    except ValueError:
-        raise ValueError(f"unknown class {name!r}; known: {', '.join(CLASSES)}") from None
+    """A detection's ``class_id``: the index of its class in ``CLASSES``."""
+    return CLASSES.index(object_class(name).name)
 
 
 @dataclass(frozen=True)

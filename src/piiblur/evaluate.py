@@ -22,9 +22,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from piiblur.cli_options import add_detection_options, settings_from
 from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import ImageError, read_image, read_image_bytes
-from piiblur.pipeline import Blurrer, Settings
+from piiblur.pipeline import Blurrer
 from piiblur.storage import read_bytes
 
 PROTECTED_SHARE = 0.7
@@ -195,8 +196,7 @@ def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: 
     return True
 
 
-def main(argv: Sequence[str], add_detection_options: Callable[[argparse.ArgumentParser], None],
-         make_settings: Callable[[argparse.Namespace], Settings]) -> int:
+def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="pii-blur evaluate",
         description="Measure recall (share of labelled boxes the blur covers) per class and box size, "
@@ -214,7 +214,7 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
     if not args.images.is_dir():
         print(f"pii-blur evaluate: images folder not found: {args.images}", file=sys.stderr)
         return 2
-    evaluation = evaluate(Blurrer(make_settings(args)), labels, args.images)
+    evaluation = evaluate(Blurrer(settings_from(args)), labels, args.images)
     print(format_table(evaluation, f"{args.images}"))
     for line in evaluation.unreadable:
         print(f"error: {line}", file=sys.stderr)

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from piiblur import __version__, storage
-from piiblur.pipeline import FileResult, Settings
+from piiblur.results import FileResult
+from piiblur.settings import Settings
 from piiblur.storage import Location
 
 MANIFEST_DIR = ".pii-blur"

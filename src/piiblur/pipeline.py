@@ -1,89 +1,42 @@
-"""One image, start to finish: read, detect, merge, blur, write.
+"""One image, start to finish: decode, detect, merge, blur, encode; bytes in, bytes out, no I/O.
 
 ``Blurrer`` holds the loaded detectors (load once per worker process) and
-turns one input file into one output file plus a ``FileResult`` for the report.
+turns one image file's bytes into the blurred file's bytes plus a
+``FileResult`` for the report; ``piiblur.job`` reads and writes them. The
+image's projection (``piiblur.projections``) decides how it is searched and
+blurred.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from piiblur import blur as blurring
-from piiblur import native_stderr, sphere
-from piiblur.detections import CLASSES, Detections
+from piiblur import native_stderr
+from piiblur.detections import Detections
 from piiblur.detectors import OnnxRuntimeOptions, load_detectors
 from piiblur.formats import (
-    DEFAULT_MAX_PIXELS,
     ImageError,
     SourceImage,
     encode_image,
     read_image_bytes,
 )
 from piiblur.formats._embedded import decode, embedded_images
+from piiblur.job import Job, process_job
 from piiblur.orientation import TO_UPRIGHT, upright_to_stored
-from piiblur.planar import detect_planar
-from piiblur.storage import read_bytes, write_atomic
+from piiblur.projections import Projection, projection_for
+from piiblur.projections.equirect import Equirectangular
+from piiblur.projections.planar import PLANAR
+from piiblur.projections.sphere_geometry import Equirect
+from piiblur.results import FileResult
+from piiblur.settings import DEFAULT_MAX_BYTES, DEFAULT_THRESHOLDS, Settings, Status
 
-DEFAULT_THRESHOLDS = {"face": 0.3, "plate": 0.25}
-# In a panorama's views, searched at the panorama's full density, distant faces and plates are a few
-# pixels and score lower; the views are searched down to this share of each class's threshold (0.15
-# for faces by default), and a find under the threshold is kept only when a closer look confirms it
-# (sphere.confirm); without the confirmation it would also blur texture in empty landscapes. Measured
-# on benchmarks/panorama.py --no-planar (10 panoramas), against two thirds: faces 271 -> 273 of 280
-# (16 px 81% -> 85%), plates 69 -> 70 of 115, blur on the bare background 0.676% -> 0.694% of pixels,
-# 8% more time; in the real Amsterdam scene it finds a passer-by's face that two thirds missed. A
-# share of 0.4 found one more face but doubled the background blur.
-PANORAMA_THRESHOLD_SHARE = 0.5
-# An uncompressed 16-bit RGB TIFF at DEFAULT_MAX_PIXELS is 1.8 GB; a file larger than this is refused unread.
-DEFAULT_MAX_BYTES = 2 * 2**30
-
-
-@dataclass(frozen=True)
-class Settings:
-    classes: tuple[str, ...] = CLASSES
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    strength: float = 1.0
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_bytes: int = DEFAULT_MAX_BYTES  # larger files are refused unread
-    device: str = "auto"
-    precision: str = "auto"  # int8 models on the CPU, float on a GPU
-    threads: int = 0  # onnxruntime threads per worker; 0 = its own choice
-    projection: str = "auto"  # auto | equirectangular | planar
-    views: str = "standard"  # which set of views of the sphere panoramas are searched in
-    # class -> ONNX file to detect it with instead of the shipped model (same inputs and outputs, e.g. a
-    # retrained plate net); used as it is, whatever ``precision`` says
-    model_files: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        blurring.checked_strength(self.strength)  # ValueError for a strength that leaves faces recognisable
-
-
-@dataclass
-class FileResult:
-    source: str
-    output: str | None
-    status: str  # blurred | copied | skipped | failed
-    reason: str = ""
-    width: int = 0
-    height: int = 0
-    orientation: int = 1
-    projection: str = "planar"
-    detections: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    written: bool = False
-
-    def count(self, name: str) -> int:
-        return sum(1 for d in self.detections if d["class"] == name)
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_THRESHOLDS", "Blurrer", "FileResult", "Settings"]
 
 
 class Blurrer:
@@ -92,60 +45,36 @@ class Blurrer:
         options = OnnxRuntimeOptions(settings.threads, settings.device, settings.precision)
         self.detectors = load_detectors(list(settings.classes), options, settings.model_files)
 
-    def geometry(self, image: SourceImage, notes: list[str] | None = None) -> sphere.Equirect | None:
-        """Where the image sits on the sphere, or None for a flat photo (GPano ignored is noted in ``notes``)."""
+    def projection(self, image: SourceImage, notes: list[str] | None = None) -> Projection:
+        """How the image is searched and blurred (GPano ignored is noted in ``notes``)."""
         if image.orientation != 1:  # panoramas are stored upright; a turned image is a photo
-            return None
-        return sphere.equirect_for(*image.size, image.data, self.settings.projection, notes)
+            return PLANAR
+        return projection_for(*image.size, image.data, self.settings.projection, self.settings.views, notes)
 
-    def detect(self, rgb: np.ndarray, geo: sphere.Equirect | None = None) -> Detections:
+    # the library's calls, by a panorama's geometry (None for a flat photo) -----------------------
+    def geometry(self, image: SourceImage, notes: list[str] | None = None) -> Equirect | None:
+        """Where the image sits on the sphere, or None for a flat photo (GPano ignored is noted in ``notes``)."""
+        return getattr(self.projection(image, notes), "geo", None)
+
+    def detect(self, rgb: np.ndarray, geo: Equirect | None = None) -> Detections:
         """Everything to hide in an upright 8-bit RGB picture, in its pixel coordinates."""
-        thresholds = self.settings.thresholds
-        if geo is not None:
-            sure = {name: thresholds.get(name, DEFAULT_THRESHOLDS[name]) for name in DEFAULT_THRESHOLDS}
-            search = {**thresholds, **{name: value * PANORAMA_THRESHOLD_SHARE for name, value in sure.items()}}
-            found = sphere.detect_sphere(rgb, geo, self.detectors, search, self.settings.views).above(search)
-            return sphere.confirm(rgb, geo, found, self.detectors, sure)
-        return detect_planar(rgb, self.detectors, thresholds).above(thresholds)
+        return self._projection_of(geo).detect(rgb, self.detectors, self.settings.thresholds)
 
-    def blur(self, pixels: np.ndarray, found: Detections, geo: sphere.Equirect | None) -> np.ndarray:
-        if geo is not None:
-            return sphere.blur(pixels, found, geo, self.settings.strength)
-        return blurring.blur(pixels, found, self.settings.strength)
+    def blur(self, pixels: np.ndarray, found: Detections, geo: Equirect | None) -> np.ndarray:
+        return self._projection_of(geo).blur(pixels, found, self.settings.strength)
 
-    def protected(self, found: Detections, shape: tuple[int, int], geo: sphere.Equirect | None) -> np.ndarray:
+    def protected(self, found: Detections, shape: tuple[int, int], geo: Equirect | None) -> np.ndarray:
         """The pixels ``blur`` hides, as a boolean (H, W) mask."""
-        if geo is not None:
-            return sphere.protected(found, geo, self.settings.strength)
-        return blurring.protected(found, shape, self.settings.strength)
+        return self._projection_of(geo).protected(found, shape, self.settings.strength)
+
+    def _projection_of(self, geo: Equirect | None) -> Projection:
+        return PLANAR if geo is None else Equirectangular(geo, self.settings.views)
 
     def process(self, source: Path, target: Path | None, label: str | None = None) -> FileResult:
-        """Blur ``source`` into ``target``, or copy it unchanged when nothing is found.
-
-        With ``target`` None nothing is written (a dry run).
-        """
-        name = label or str(source)
-        try:
-            before = source.stat()  # the time the copy keeps, taken before the bytes are read
-            data = read_bytes(source, self.settings.max_bytes)  # regular files only, bounded
-        except OSError as exc:
-            return FileResult(name, str(target) if target else None, "failed", f"{exc.strerror or exc}")
-        result, encoded = self.process_bytes(data, name, source)
-        result.output = str(target) if target else None
-        if target is None or result.status == "failed":
-            return result
-        clock = _Clock(result.timings)
-        try:
-            if encoded is None:  # nothing found: the very bytes that were searched, and the source's time
-                write_atomic(target, data)
-                os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
-            else:
-                write_atomic(target, encoded)
-            result.written = True
-            clock.lap("write")
-        except OSError as exc:
-            result.status, result.reason = "failed", f"cannot write {target}: {exc.strerror or exc}"
-        return result
+        """Blur ``source`` into ``target``, or copy it unchanged when nothing is found; with ``target`` None
+        nothing is written (a dry run). The batch's own path (``piiblur.job``), for one local file."""
+        job = Job(source, target if target is not None else source, label or str(source))
+        return process_job(self, job, dry_run=target is None).result
 
     def process_bytes(self, data: bytes, label: str, path: Path | None = None) -> tuple[FileResult, bytes | None]:
         """``process`` without a filesystem: an image file's bytes in, the blurred file's bytes out.
@@ -165,48 +94,50 @@ class Blurrer:
         return result, encoded
 
     def _process_bytes(self, data: bytes, label: str, path: Path | None) -> tuple[FileResult, bytes | None]:
-        result = FileResult(label, None, "failed")
+        result = FileResult(label, None, Status.FAILED)
         clock = _Clock(result.timings)
         try:
             image = read_image_bytes(data, path or Path(label), self.settings.max_pixels)
             clock.lap("decode")
             result.width, result.height = image.size
             result.orientation = image.orientation
-            geo = self.geometry(image, result.notes)
-            result.projection = "equirectangular" if geo is not None else "planar"
-            founds = self._detect_frames(image, geo, result)
+            projection = self.projection(image, result.notes)
+            result.projection = projection.name
+            founds = self._detect_frames(image, projection, result)
             if not any(len(found) for found in founds) and not self._embedded_show_something(image, result):
                 clock.lap("detect")
-                result.status = "copied"
+                result.status = Status.COPIED
                 return result, None
             clock.lap("detect")
-            pixels = self._blur_frames(image, founds, geo)
+            pixels = self._blur_frames(image, founds, projection)
             clock.lap("blur")
             encoded = encode_image(image, pixels[0], pixels[1:])
             clock.lap("encode")
             result.notes.extend(encoded.notes)
-            result.status = "blurred"
+            result.status = Status.BLURRED
             return result, encoded.data
         except ImageError as exc:
-            result.status, result.reason = "failed", str(exc)
+            result.status, result.reason = Status.FAILED, str(exc)
         except OSError as exc:
-            result.status, result.reason = "failed", f"{exc.strerror or exc}"
+            result.status, result.reason = Status.FAILED, f"{exc.strerror or exc}"
         return result, None
 
 
-    def _detect_frames(self, image: SourceImage, geo: sphere.Equirect | None, result: FileResult) -> list[Detections]:
+    def _detect(self, rgb: np.ndarray, projection: Projection) -> Detections:
+        return projection.detect(rgb, self.detectors, self.settings.thresholds)
+
+    def _detect_frames(self, image: SourceImage, projection: Projection, result: FileResult) -> list[Detections]:
         """What every frame shows (one frame but for animations and multi-page TIFFs); the records say which."""
-        founds = [self.detect(image.upright_rgb(), geo)]
+        founds = [self._detect(image.upright_rgb(), projection)]
         result.detections = founds[0].to_records()
         for index, frame in enumerate(image.later, start=2):
-            frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None
-            found = self.detect(frame.upright_rgb(_later_orientation(image)), frame_geo)
+            frame_projection = projection if frame.pixels.shape[:2] == image.pixels.shape[:2] else PLANAR
+            found = self._detect(frame.upright_rgb(_later_orientation(image)), frame_projection)
             founds.append(found)
             result.detections.extend({**record, "frame": index} for record in found.to_records())
         return founds
 
-    def _blur_frames(self, image: SourceImage, founds: list[Detections], geo: sphere.Equirect | None) -> (
-            list[np.ndarray]):
+    def _blur_frames(self, image: SourceImage, founds: list[Detections], projection: Projection) -> list[np.ndarray]:
         """Every frame's pixels, blurred where something was found."""
         frames = [image.pixels, *(frame.pixels for frame in image.later)]
         blurred: list[np.ndarray] = []
@@ -215,9 +146,9 @@ class Blurrer:
                 blurred.append(pixels)
                 continue
             size = (pixels.shape[1], pixels.shape[0])
-            frame_geo = geo if pixels.shape[:2] == image.pixels.shape[:2] else None
+            frame_projection = projection if pixels.shape[:2] == image.pixels.shape[:2] else PLANAR
             stored = upright_to_stored(found, _later_orientation(image) if blurred else image.orientation, size)
-            blurred.append(self.blur(pixels, stored, frame_geo))
+            blurred.append(frame_projection.blur(pixels, stored, self.settings.strength))
         return blurred
 
     def _embedded_show_something(self, image: SourceImage, result: FileResult) -> bool:
@@ -230,7 +161,7 @@ class Blurrer:
             if picture is None:
                 shown.append(f"{item.where} (it cannot be decoded, so it was not searched)")
                 continue
-            found = self.detect(_upright(picture, image.orientation))
+            found = self._detect(_upright(picture, image.orientation), PLANAR)
             if len(found):
                 shown.append(f"{item.where} ({_summary(found)})")
                 result.detections.extend({**record, "embedded": item.where} for record in found.to_records())

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from piiblur import __version__
-from piiblur.pipeline import FileResult, Settings
-from piiblur.runner import BatchResult
+from piiblur.results import BatchResult, FileResult
+from piiblur.settings import Settings
 from piiblur.storage import write_atomic
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from piiblur.sphere import Equirect, View, directions
+from piiblur.projections.camera import View, directions
+from piiblur.projections.sphere_geometry import Equirect
 
 
 @dataclass(frozen=True)

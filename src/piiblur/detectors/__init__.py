@@ -1,8 +1,9 @@
 """Detectors: an image in, ``Detections`` out.
 
 Each module in this package holds one detector and registers it with
-``@register``; a new detector is one new file. ``load_detectors`` builds the
-ones the user asked for, each with its own onnxruntime session.
+``@register`` under its name; a new detector is one new file. Which detector
+finds a class is the class's entry in ``piiblur.classes``. ``load_detectors``
+builds the ones the user asked for, each with its own onnxruntime session.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 
+from piiblur.classes import CLASSES, object_class
 from piiblur.detectors.base import REGISTRY, Detector, OnnxRuntimeOptions, register
 
 __all__ = ["REGISTRY", "Detector", "OnnxRuntimeOptions", "available", "load_detectors", "register"]
@@ -29,13 +31,14 @@ def load_detectors(classes: list[str], options: OnnxRuntimeOptions,
     """One detector for each requested class (face, plate), in that order; ``model_files`` maps a
     class to an ONNX file to load instead of the shipped model (same inputs and outputs)."""
     model_files = model_files or {}
-    detectors: list[Detector] = []
-    by_class = {cls.class_name: cls for cls in available().values()}
-    unknown = set(model_files) - set(by_class)
+    registered = available()
+    unknown = set(model_files) - set(CLASSES)
     if unknown:
         raise ValueError(f"model file given for an unknown class: {', '.join(sorted(unknown))}")
+    detectors: list[Detector] = []
     for name in classes:
-        if name not in by_class:
+        chosen = registered.get(object_class(name).detector)
+        if chosen is None or chosen.class_name != name:
             raise ValueError(f"no detector for class {name!r}")
-        detectors.append(by_class[name](options, model_files.get(name)))
+        detectors.append(chosen(options, model_files.get(name)))
     return detectors

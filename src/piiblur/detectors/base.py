@@ -19,7 +19,11 @@ REGISTRY: dict[str, type] = {}
 
 
 def register(cls: type) -> type:
-    REGISTRY[cls.name] = cls  # type: ignore[attr-defined]
+    """Add a detector class under its ``name``; a second detector of one name is refused, not swapped in."""
+    name = cls.name  # type: ignore[attr-defined]
+    if REGISTRY.get(name, cls) is not cls:
+        raise ValueError(f"two detectors are registered as {name!r}")
+    REGISTRY[name] = cls
     return cls
 
 
@@ -27,7 +31,6 @@ class Detector(Protocol):
     name: ClassVar[str]  # registry key, e.g. "centerface"
     class_name: ClassVar[str]  # what it finds: "face" or "plate"
     tile: ClassVar[int]  # edge of the square tile it is run on, in pixels
-    default_threshold: ClassVar[float]
 
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         """Find objects in an 8-bit RGB image (H, W, 3) of any size up to a few tiles."""

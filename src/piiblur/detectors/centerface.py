@@ -20,7 +20,6 @@ class CenterFace(OnnxDetector):
     name: ClassVar[str] = "centerface"
     class_name: ClassVar[str] = "face"
     tile: ClassVar[int] = 1536
-    default_threshold: ClassVar[float] = 0.3
 
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         h, w = rgb.shape[:2]

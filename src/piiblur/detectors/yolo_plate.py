@@ -20,7 +20,6 @@ class YoloPlate(OnnxDetector):
     name: ClassVar[str] = "yolov8n-plate"
     class_name: ClassVar[str] = "plate"
     tile: ClassVar[int] = 1536
-    default_threshold: ClassVar[float] = 0.25
 
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         h, w = rgb.shape[:2]

@@ -93,7 +93,8 @@ def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
 
 
 def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
-    from .jpeg import EXTENDED_SIGNATURE, extended_xmp, header_segments
+    from ._xmp import EXTENDED_SIGNATURE
+    from .jpeg import extended_xmp, header_segments
 
     segments = header_segments(data)[0]
     packets, incomplete = extended_xmp(segments)

@@ -1,4 +1,4 @@
-"""Views of a flat image: a pyramid of overlapping tiles.
+"""The planar projection, a flat photo: searched in a pyramid of overlapping tiles.
 
 Every detector sees the image at full resolution in overlapping square tiles,
 then at coarser and coarser scales (each ``PYRAMID_STEP`` times smaller) until
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from piiblur import blur as blurring
 from piiblur.detections import Detections
 from piiblur.detectors import Detector
 
@@ -87,7 +88,7 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
     height, width = rgb.shape[:2]
     found: list[Detections] = []
     for detector in detectors:
-        threshold = thresholds.get(detector.class_name, detector.default_threshold)
+        threshold = thresholds[detector.class_name]
         level_scale, level = None, rgb
         for t in tiles(width, height, detector.tile):
             if t.scale != level_scale:
@@ -99,3 +100,20 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
             dets = detector.detect(np.ascontiguousarray(crop), threshold)
             found.append(dets.shifted(t.x, t.y).scaled(1.0 / t.scale))
     return Detections.merge(found).clipped(width, height).deduplicated()
+
+
+@dataclass(frozen=True)
+class Planar:
+    name = "planar"
+
+    def detect(self, rgb: np.ndarray, detectors: list[Detector], thresholds: dict[str, float]) -> Detections:
+        return detect_planar(rgb, detectors, thresholds)
+
+    def blur(self, pixels: np.ndarray, found: Detections, strength: float) -> np.ndarray:
+        return blurring.blur(pixels, found, strength)
+
+    def protected(self, found: Detections, shape: tuple[int, int], strength: float) -> np.ndarray:
+        return blurring.protected(found, shape, strength)
+
+
+PLANAR = Planar()

@@ -4,7 +4,7 @@
 optional extra (``pip install 'pii-blur[ray]'``) and is imported only here.
 
 One actor per CPU of the cluster (or ``--jobs N`` actors), each loading the
-detectors once and running ``runner.process_job`` on the jobs it is handed,
+detectors once and running ``job.process_job`` on the jobs it is handed,
 one at a time: an actor that finishes gets the next job (a round trip of a
 few milliseconds against seconds per image), so a long panorama never holds
 another job back while other actors sit idle. Where the cluster has
@@ -22,8 +22,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from piiblur.pipeline import Blurrer, FileResult, Settings
-from piiblur.runner import Job, Outcome, UsageError, process_job, set_worker_threads
+from piiblur.engines.worker_setup import set_worker_threads
+from piiblur.errors import UsageError
+from piiblur.job import Job, Outcome, process_job
+from piiblur.pipeline import Blurrer
+from piiblur.results import FileResult
+from piiblur.settings import Settings, Status
 
 IN_FLIGHT_PER_ACTOR = 1
 FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "PIIBLUR_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
@@ -52,10 +56,13 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def ray_results(
-    jobs: list[Job], settings: Settings, dry_run: bool, address: str | None, actors: int = 0
-) -> Iterator[Outcome]:
-    """Results as they finish, in any order. Starts a local Ray when there is none and no address."""
+def results(jobs: list[Job], settings: Settings, dry_run: bool, workers: int = 0, memory: int | None = None,
+            address: str | None = None) -> Iterator[Outcome]:
+    """Results as they finish, in any order. Starts a local Ray when there is none and no address.
+
+    ``workers``: how many actors (0: one per CPU of the cluster, two per GPU); ``memory`` is the
+    local engine's and has no effect here.
+    """
     if not jobs:
         return
     ray = _ray()
@@ -66,7 +73,7 @@ def ray_results(
                  **({} if joining else {"include_dashboard": False}))
         started = True
     try:
-        yield from _run_on_cluster(ray, jobs, settings, dry_run, actors)
+        yield from _run_on_cluster(ray, jobs, settings, dry_run, workers)
     finally:
         if started:
             ray.shutdown()
@@ -106,7 +113,8 @@ def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool
             try:
                 outcome = ray.get(ready[0])
             except Exception as exc:  # the actor died (out of memory, a crashed node) or raised
-                outcome = Outcome(FileResult(job.label, None, "failed", f"worker failed: {type(exc).__name__}: {exc}"))
+                why = f"worker failed: {type(exc).__name__}: {exc}"
+                outcome = Outcome(FileResult(job.label, None, Status.FAILED, why))
             yield outcome
             submit(actor)
     finally:

@@ -1,0 +1,32 @@
+"""Engines: where the jobs run. Each module is one engine with the same entry point,
+
+``results(jobs, settings, dry_run, workers, memory, address) -> Iterator[Outcome]``,
+
+yielding each job's outcome as it finishes (in any order); the batch (``piiblur.batch``)
+records them. A new engine is one new module plus its line in ``ENGINES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Protocol
+
+from piiblur.errors import UsageError
+from piiblur.job import Job, Outcome
+from piiblur.settings import Settings
+
+ENGINES = {"local": "piiblur.engines.local", "ray": "piiblur.engines.ray"}
+
+
+class Results(Protocol):
+    def __call__(self, jobs: list[Job], settings: Settings, dry_run: bool, workers: int, memory: int | None,
+                 address: str | None) -> Iterator[Outcome]: ...
+
+
+def engine(name: str) -> Results:
+    """The ``results`` function of the engine called ``name``; its module (and Ray) is imported only now."""
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    results: Results = importlib.import_module(ENGINES[name]).results
+    return results

@@ -1,0 +1,40 @@
+"""JPEG (and MPO) writer: no generation loss, the input's metadata segments byte for byte.
+
+``coefficients``: the lossless path, the input's DCT coefficients kept but in the MCUs that hold a
+changed pixel. ``reencode``: where no lossless path exists (no jpegtran for CMYK, unreadable
+coefficients), the whole picture re-encoded with Pillow at the input's tables, sampling, progressive
+mode and restart interval, and the notes say so. ``splicing``: the input's APPn and COM segments put
+back, scrubbed. ``markers``: the marker table and the walk through a stream's segments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from piiblur import native_stderr
+from piiblur.formats import Encoded, SourceImage
+from piiblur.formats._scrub import Scrub
+from piiblur.formats.jpeg.coefficients import NotTransplantable, changed_mcus, transplant
+from piiblur.formats.jpeg.markers import header_segments, image_end
+from piiblur.formats.jpeg.reencode import estimate_quality, reencode
+from piiblur.formats.jpeg.splicing import extended_xmp, splice
+
+FORMATS = ("JPEG", "MPO")
+
+__all__ = ["FORMATS", "NotTransplantable", "changed_mcus", "encode", "estimate_quality", "extended_xmp",
+           "header_segments", "image_end", "reencode", "transplant"]
+
+
+def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
+    picture = Image.fromarray(pixels, source.mode)
+    warned: list[str] = []
+    try:
+        with native_stderr.captured(warned):
+            fresh, notes = transplant(source, pixels)
+    except NotTransplantable as why:
+        fresh, notes = reencode(source, pixels)
+        notes.append(f"whole picture re-encoded: {why}")
+    notes.extend(f"libjpeg warned: {line}" for line in warned)
+    data, spliced = splice(source.data, fresh, Scrub(picture), picture.mode, getattr(source.image, "n_frames", 1))
+    return Encoded(data, notes + spliced)

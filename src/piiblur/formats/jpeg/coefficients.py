@@ -1,0 +1,182 @@
+"""The lossless path: the input's DCT coefficients kept, those of the MCUs holding a changed pixel replaced.
+
+The coefficients are read with jpeglib (libjpeg); the changed MCUs' blocks are those of the blurred
+picture encoded at the input's quantisation tables, sampling and colour space. RGB and greyscale files
+are written by jpeglib (baseline, optimised Huffman tables), then given back the input's progressive
+scans and restart interval by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth
+component) have the changed blocks dropped in by ``jpegtran -drop``, one blurred region at a time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from piiblur.formats import SourceImage, _lossless
+from piiblur.formats.jpeg.markers import restart_interval
+from piiblur.formats.jpeg.reencode import encoder_options
+
+
+class NotTransplantable(Exception):
+    """The lossless path cannot handle this file; the message says why."""
+
+
+def changed_mcus(source: SourceImage, pixels: np.ndarray, mcu: tuple[int, int]) -> np.ndarray:
+    """Boolean (MCU rows, MCU columns): the MCUs (``mcu`` = (height, width) in pixels) with a changed pixel."""
+    height, width = pixels.shape[:2]
+    rows, cols = -(-height // mcu[0]), -(-width // mcu[1])
+    result = np.zeros((rows, cols), bool)
+    flat_new, flat_old = pixels.reshape(height, -1), source.pixels.reshape(height, -1)
+    for row in range(rows):  # most MCU rows are untouched: compare them whole, cheaply
+        band = slice(row * mcu[0], min(height, (row + 1) * mcu[0]))
+        if np.array_equal(flat_new[band], flat_old[band]):
+            continue
+        changed = pixels[band] != source.pixels[band]
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        changed = changed.any(axis=0)
+        padded = np.zeros(cols * mcu[1], bool)
+        padded[:width] = changed
+        result[row] = padded.reshape(cols, mcu[1]).any(axis=1)
+    return result
+
+
+def _components(jpeg: Any) -> list[np.ndarray]:
+    return [c for c in (jpeg.Y, jpeg.Cb, jpeg.Cr, jpeg.K) if c is not None]
+
+
+def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]:
+    """The input's coefficients with the changed MCUs replaced, and notes."""
+    import jpeglib  # imported here: loading libjpeg costs time that other formats need not pay
+
+    if source.mode not in ("RGB", "L", "CMYK"):
+        raise NotTransplantable(f"{source.mode} JPEG: no lossless path for this colour mode")
+    _, description = encoder_options(source, layout=False)
+    with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
+        original_path = Path(tmp) / "in.jpg"
+        original_path.write_bytes(source.data)
+        try:
+            original = jpeglib.read_dct(str(original_path))
+            original.load()
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot read the coefficients ({exc})") from exc
+        if (original.height, original.width) != source.pixels.shape[:2]:
+            raise NotTransplantable("the encoder's block layout differs from the input's")
+        factors = np.asarray(original.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
+        if len(_components(original)) == 1:  # a single-component scan is not interleaved: one block per MCU
+            factors = np.ones((1, 2), int)
+        mcu = (8 * int(factors[:, 0].max()), 8 * int(factors[:, 1].max()))
+        mcus = changed_mcus(source, pixels, mcu)
+        progressive, restart = bool(original.progressive_mode), restart_interval(source.data)
+        patch = _PatchEncoder(jpeglib, source, original, Path(tmp))
+        if source.mode == "CMYK":  # jpeglib cannot write a fourth component: drop the patches in with jpegtran
+            data = _lossless.drop(source.data, _regions(mcus, mcu, pixels, patch), progressive, restart)
+            if data is None:
+                raise NotTransplantable("CMYK: replacing blocks needs jpegtran (libjpeg-turbo-progs), " + (
+                    "not installed" if _lossless.jpegtran() is None else "which refused this stream"))
+            layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
+        else:
+            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
+            layout = []
+            if progressive or restart:  # jpeglib writes baseline JPEG without restart markers
+                rewritten, note = _lossless.relayout(data, progressive, restart)
+                data, layout = rewritten or data, [note]
+    share = 100.0 * mcus.sum() / mcus.size
+    notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
+             f"every other DCT coefficient kept exactly"]
+    return data, notes + layout
+
+
+def _regions(mcus: np.ndarray, mcu: tuple[int, int], pixels: np.ndarray,
+             patch: _PatchEncoder) -> list[_lossless.Region]:
+    """The changed MCUs as regions (one per connected group) of exact-cover patches, in pixels."""
+    count, labels = cv2.connectedComponents(mcus.astype(np.uint8), connectivity=8)
+    height, width = pixels.shape[:2]
+    regions: list[_lossless.Region] = []
+    for label in range(1, count):
+        rows, cols = np.nonzero(labels == label)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        box = (c0 * mcu[1], r0 * mcu[0], min(width, c1 * mcu[1]) - c0 * mcu[1], min(height, r1 * mcu[0]) - r0 * mcu[0])
+        patches: list[_lossless.Patch] = []
+        for pr0, pr1, pc0, pc1 in _lossless.mcu_rectangles(labels[r0:r1, c0:c1] == label):
+            top, bottom = (r0 + pr0) * mcu[0], (r0 + pr1) * mcu[0]
+            left, right = (c0 + pc0) * mcu[1], (c0 + pc1) * mcu[1]
+            patches.append((left, top, patch.encode(pixels[top:bottom, left:right])))
+        regions.append((box, patches))
+    return regions
+
+
+class _PatchEncoder:
+    """Encodes MCU-aligned crops of the blurred picture as the input would be: its tables, sampling and
+    colour space. No MCU straddles a crop's edges, so a crop's blocks are those a whole-picture encode
+    would give."""
+
+    def __init__(self, jpeglib: Any, source: SourceImage, original: Any, folder: Path) -> None:
+        self.jpeglib, self.source, self.original, self.path = jpeglib, source, original, folder / "patch.jpg"
+
+    def encode(self, crop: np.ndarray) -> bytes:
+        jpeglib, original = self.jpeglib, self.original
+        try:
+            if self.source.mode == "CMYK":
+                # Pillow reads CMYK JPEGs with Adobe's inverted polarity: libjpeg wants the stored samples
+                spatial = jpeglib.from_spatial(np.ascontiguousarray(255 - crop),
+                                               in_color_space=jpeglib.Colorspace.JCS_CMYK)
+                ycck = self.source.image.info.get("adobe_transform") == 2  # Adobe APP14 transform 2: YCCK
+                spatial.jpeg_color_space = jpeglib.Colorspace.JCS_YCCK if ycck else jpeglib.Colorspace.JCS_CMYK
+            else:
+                spatial = jpeglib.from_spatial(np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None]))
+            spatial.samp_factor = original.samp_factor
+            spatial.write_spatial(str(self.path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot encode the blurred blocks ({exc})") from exc
+        return self.path.read_bytes()
+
+    def blocks(self, crop: np.ndarray) -> Any:
+        """The crop's DCT coefficients (a jpeglib DCTJPEG)."""
+        self.encode(crop)
+        try:
+            blurred = self.jpeglib.read_dct(str(self.path))
+            blurred.load()
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotTransplantable(f"jpeglib cannot read the blurred blocks ({exc})") from exc
+        return blurred
+
+
+def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: tuple[int, int],
+                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path) -> bytes:
+    """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (baseline)."""
+    old = _components(original)
+    touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
+    if touched_rows.size:
+        # encode only the MCU-aligned crop that holds every touched MCU
+        r0, r1 = int(touched_rows[0]), int(touched_rows[-1]) + 1
+        c0, c1 = int(touched_cols[0]), int(touched_cols[-1]) + 1
+        blurred = patch.blocks(pixels[r0 * mcu[0] : r1 * mcu[0], c0 * mcu[1] : c1 * mcu[1]])
+        new = _components(blurred)
+        if len(old) != len(new):
+            raise NotTransplantable("the encoder's block layout differs from the input's")
+        region = mcus[r0:r1, c0:c1]
+        for index, (mine, theirs) in enumerate(zip(old, new, strict=True)):
+            v, h = int(factors[index, 0]), int(factors[index, 1])
+            rows, cols = (r1 - r0) * v, (c1 - c0) * h
+            target = mine[r0 * v : r0 * v + rows, c0 * h : c0 * h + cols]
+            blocks = np.repeat(np.repeat(region, v, axis=0), h, axis=1)[: target.shape[0], : target.shape[1]]
+            source_blocks = theirs[: blocks.shape[0], : blocks.shape[1]]
+            if source_blocks.shape[:2] != blocks.shape:
+                raise NotTransplantable("the encoder's block layout differs from the input's")
+            own_table = original.get_component_qt(index).astype(np.float64)
+            their_table = blurred.get_component_qt(index).astype(np.float64)
+            replacement = source_blocks[blocks]
+            if not np.array_equal(own_table, their_table):
+                replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
+            target[blocks] = replacement.astype(mine.dtype)
+    original.markers = []  # the metadata is spliced back byte for byte afterwards
+    try:
+        original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
+    return out_path.read_bytes()

@@ -1,0 +1,110 @@
+"""JPEG marker segments: the table of marker codes, and walking a stream's header and its first image."""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+
+
+class Marker(IntEnum):
+    """The marker codes pii-blur looks at (the byte after 0xFF)."""
+
+    TEM = 0x01
+    SOF0 = 0xC0
+    DHT = 0xC4
+    JPG = 0xC8
+    DAC = 0xCC
+    SOF15 = 0xCF
+    RST0 = 0xD0
+    RST7 = 0xD7
+    SOI = 0xD8
+    EOI = 0xD9
+    SOS = 0xDA
+    DRI = 0xDD
+    APP0 = 0xE0
+    APP1 = 0xE1  # EXIF, XMP, extended XMP
+    APP2 = 0xE2  # ICC, MPF, FlashPix
+    APP14 = 0xEE  # Adobe
+    APP15 = 0xEF
+    COM = 0xFE
+
+
+# markers without a length or payload
+STANDALONE = frozenset({Marker.TEM, *range(Marker.RST0, Marker.RST7 + 1)})
+# the 0xC0-0xCF codes that are not frames: Huffman tables, JPG extension, arithmetic coding conditioning
+NOT_FRAMES = frozenset({Marker.DHT, Marker.JPG, Marker.DAC})
+
+
+def is_frame(marker: int) -> bool:
+    """A start of frame (SOFn)."""
+    return Marker.SOF0 <= marker <= Marker.SOF15 and marker not in NOT_FRAMES
+
+
+def is_app_or_com(marker: int) -> bool:
+    return Marker.APP0 <= marker <= Marker.APP15 or marker == Marker.COM
+
+
+def is_adobe(marker: int, segment: bytes) -> bool:
+    return marker == Marker.APP14 and segment[4:9] == b"Adobe"
+
+
+def payload(segment: bytes) -> bytes:
+    return segment[4:]
+
+
+def with_payload(marker: int, data: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(data) + 2) + data
+
+
+def header_segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The marker segments between SOI and the first SOS, as (marker, whole segment), and SOS's offset."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG stream")
+    segments: list[tuple[int, bytes]] = []
+    pos = 2
+    while pos + 1 < len(data):
+        if data[pos] != 0xFF:  # junk between segments (a wrong length): skip to the next marker, as libjpeg does
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                break
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == Marker.SOS:
+            return segments, pos
+        if marker in STANDALONE:
+            segments.append((marker, data[pos:pos + 2]))
+            pos += 2
+            continue
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        segments.append((marker, data[pos:end]))
+        pos = end
+    raise ValueError("JPEG stream has no scan")
+
+
+def image_end(data: bytes) -> int:
+    """Offset just past the first image's EOI (the length when it is missing)."""
+    _, pos = header_segments(data)
+    while pos + 3 < len(data):
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]  # the SOS (or other) segment
+        while pos + 1 < len(data):  # entropy-coded data: a marker is 0xFF then neither 0 nor RSTn
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return len(data)
+            following = data[pos + 1] if pos + 1 < len(data) else 0
+            if following == 0 or following == 0xFF or 0xD0 <= following <= 0xD7:
+                pos += 1 if following == 0xFF else 2
+                continue
+            break
+        if pos + 1 >= len(data) or data[pos + 1] == Marker.EOI:
+            return min(pos + 2, len(data))
+    return len(data)
+
+
+def restart_interval(data: bytes) -> int:
+    for marker, segment in header_segments(data)[0]:
+        if marker == Marker.DRI and len(segment) >= 6:
+            return int(struct.unpack_from(">H", segment, 4)[0])
+    return 0

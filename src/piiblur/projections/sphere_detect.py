@@ -1,0 +1,124 @@
+"""Detection on the sphere: every view of the set searched, boxes mapped back as outlines, duplicates merged.
+
+A doubtful find (under its class's threshold) is kept only when a closer look agrees (``confirm``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from piiblur.detections import CLASSES, Detections
+from piiblur.detectors import Detector
+from piiblur.projections.camera import View, angles, directions, view_of
+from piiblur.projections.sphere_geometry import Equirect, render, unwrapped
+from piiblur.projections.view_sets import views_for
+
+OUTLINE_STEPS = 6  # points per box side when a box is projected back to the panorama
+
+
+def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thresholds: dict[str, float],
+                  view_set: str = "standard") -> Detections:
+    """Detect in every view of the set and map each box back to the panorama."""
+    found: list[Detections] = []
+    for view, classes in views_for(geo, view_set):
+        wanted = [d for d in detectors if d.class_name in classes]
+        if not wanted:
+            continue
+        picture = render(rgb, geo, view)
+        # a view is one detector input: it is already at the right scale, so no tile pyramid
+        dets = Detections.merge(d.detect(picture, thresholds[d.class_name]) for d in wanted)
+        if len(dets):
+            found.append(to_sphere(dets, view, geo))
+    return deduplicate_on_sphere(Detections.merge(found))
+
+
+CONFIRM_ZOOM = 2.0  # a doubtful face is looked at again at twice the panorama's density
+CONFIRM_CONTEXT = 5.0  # in a view this many times its size
+
+
+def confirm(rgb: np.ndarray, geo: Equirect, dets: Detections, detectors: list[Detector],
+            sure: dict[str, float]) -> Detections:
+    """Keep a detection scored under its class's ``sure`` threshold only if a second, closer look agrees.
+
+    The views are searched with a lower threshold so that faces of a few pixels are not lost; each
+    such doubtful find is rendered again, centred, at twice the density, and kept when the detector
+    finds the same object there with a score of ``sure`` or more. Texture that merely resembles a
+    face at a few pixels rarely survives the closer look.
+    """
+    if not len(dets) or dets.places is None:
+        return dets
+    by_class = {d.class_name: d for d in detectors}
+    keep = np.ones(len(dets), bool)
+    for i, (place, cid, score) in enumerate(zip(dets.places, dets.class_ids, dets.scores, strict=True)):
+        name = CLASSES[cid]
+        if name not in sure or score >= sure[name] or name not in by_class:
+            continue
+        yaw, pitch, ang_w, ang_h = (float(v) for v in place)
+        fov = float(np.clip(CONFIRM_CONTEXT * max(ang_w, ang_h), 3.0, 90.0))
+        focal = geo.focal * CONFIRM_ZOOM
+        size = 2 * focal * math.tan(math.radians(fov) / 2)
+        if size > 640:  # large enough already: no zoom needed, keep the view small
+            focal *= 640 / size
+        view = view_of(yaw, pitch, fov, focal)
+        found = by_class[name].detect(render(rgb, geo, view), sure[name])
+        half_w = focal * math.tan(math.radians(ang_w) / 2)
+        half_h = focal * math.tan(math.radians(ang_h) / 2)
+        cx, cy = view.width / 2, view.height / 2
+        near = (np.abs((found.xyxy[:, 0] + found.xyxy[:, 2]) / 2 - cx) < max(half_w, 2.0)) & (
+            np.abs((found.xyxy[:, 1] + found.xyxy[:, 3]) / 2 - cy) < max(half_h, 2.0))
+        keep[i] = bool(near.any())
+    return dets[keep]
+
+
+def to_sphere(dets: Detections, view: View, geo: Equirect) -> Detections:
+    """Boxes in a view as outlines and places on the panorama."""
+    outlines, places, boxes = [], [], []
+    t = np.linspace(0, 1, OUTLINE_STEPS, endpoint=False)
+    for x1, y1, x2, y2 in dets.xyxy:
+        u = np.concatenate([x1 + (x2 - x1) * t, np.full_like(t, x2), x2 - (x2 - x1) * t, np.full_like(t, x1)])
+        v = np.concatenate([np.full_like(t, y1), y1 + (y2 - y1) * t, np.full_like(t, y2), y2 - (y2 - y1) * t])
+        yaw, pitch = angles(view.rays(u, v))
+        x, y = geo.to_pixels(yaw, pitch)
+        x = unwrapped(x, geo.full_width)
+        outline = np.stack([x, y], axis=1).astype(np.float32)
+        outlines.append(outline)
+        boxes.append([x.min(), y.min(), x.max(), y.max()])
+        cy, cx = (y1 + y2) / 2, (x1 + x2) / 2
+        mid = view.rays(np.array([x1, x2, cx, cx, cx]), np.array([cy, cy, y1, y2, cy]))
+        ang_w = math.degrees(math.acos(float(np.clip(mid[0] @ mid[1], -1, 1))))
+        ang_h = math.degrees(math.acos(float(np.clip(mid[2] @ mid[3], -1, 1))))
+        c_yaw, c_pitch = angles(mid[4])
+        places.append([float(c_yaw), float(c_pitch), ang_w, ang_h])
+    return Detections(np.array(boxes), dets.scores, dets.class_ids, np.array(places), tuple(outlines))
+
+
+def deduplicate_on_sphere(dets: Detections, iou: float = 0.4, containment: float = 0.75) -> Detections:
+    """Non-maximum suppression on the sphere: boxes compared in the tangent plane of the better one."""
+    if len(dets) < 2 or dets.places is None:
+        return dets
+    keep: list[int] = []
+    order = np.argsort(-dets.scores, kind="stable")
+    vecs = directions(dets.places[:, 0], dets.places[:, 1])
+    suppressed = np.zeros(len(dets), bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        others = np.flatnonzero(~suppressed & (dets.class_ids == dets.class_ids[i]))
+        others = others[others != i]
+        if not others.size:
+            continue
+        view = View(float(dets.places[i, 0]), float(dets.places[i, 1]), 2, 2, 1.0)
+        u, v, front = view.project(vecs[others])
+        du, dv = np.degrees(np.arctan(u - 1)), np.degrees(np.arctan(1 - v))  # offsets in degrees
+        wi, hi = dets.places[i, 2], dets.places[i, 3]
+        wo, ho = dets.places[others, 2], dets.places[others, 3]
+        ix = np.maximum(0, np.minimum(wi / 2, du + wo / 2) - np.maximum(-wi / 2, du - wo / 2))
+        iy = np.maximum(0, np.minimum(hi / 2, dv + ho / 2) - np.maximum(-hi / 2, dv - ho / 2))
+        inter = ix * iy
+        union = wi * hi + wo * ho - inter
+        drop = front & ((inter / np.maximum(union, 1e-9) >= iou) | (inter / np.maximum(wo * ho, 1e-9) >= containment))
+        suppressed[others[drop]] = True
+    return dets[np.sort(np.array(keep))]
