@@ -167,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from piiblur.evaluate import main as evaluate_main
 
         return evaluate_main(argv[1:], _add_detection_options, _settings)
+    if argv and argv[0] in ("audit", "review", "apply"):
+        from piiblur.review.commands import main as review_main
+
+        return review_main(argv[0], argv[1:], _add_detection_options, _settings)
     args = blur_parser().parse_args(argv)
     return run_blur(args)
 
