@@ -9,7 +9,8 @@ An edits file (the sidecar the review page writes, or one written by hand) is JS
 
 Boxes are in pixels of the upright picture, as in the blurring report; ``detections`` are that image's
 detections from the report (what was blurred), ``rejected`` indexes the ones that are not faces or
-plates, ``added`` are what the detector missed. On a panorama an added box's x may run past the right
+plates, ``added`` are what the detector missed (``"applied": true`` once written into the output: a later apply
+keeps them blurred and does not blur them twice). On a panorama an added box's x may run past the right
 edge (or start left of 0): the box crosses the seam and is blurred on both sides, on the sphere.
 
 ``apply`` re-renders exactly the edited files from the INPUT and the OUTPUT, losslessly, the way the
@@ -195,6 +196,8 @@ def apply_one(source_data: bytes, output_data: bytes, edits: ImageEdits, setting
         return dets if geo is not None else upright_to_stored(dets, source.orientation, size)
 
     rejected, kept, added = stored(rejected_records), stored(kept_records), stored(edits.added)
+    # boxes an earlier apply already wrote are in the output: kept from being restored, not blurred again
+    fresh = stored([a for a in edits.added if not a.get("applied")])
     notes: list[str] = []
     restore = footprint(rejected, shape, geo, settings.strength)
     keep = footprint(kept, shape, geo, settings.strength) | footprint(added, shape, geo, settings.strength)
@@ -210,10 +213,10 @@ def apply_one(source_data: bytes, output_data: bytes, edits: ImageEdits, setting
             output = _reread(output, pixels, name, settings)
             notes.append(f"{len(rejected)} rejected detection(s): their pixels restored from the input")
     pixels = output.pixels
-    if len(added):
-        pixels = (sphere.blur(pixels, added, geo, settings.strength) if geo is not None
-                  else blurring.blur(pixels, added, settings.strength))
-        notes.append(f"{len(added)} added box(es) blurred")
+    if len(fresh):
+        pixels = (sphere.blur(pixels, fresh, geo, settings.strength) if geo is not None
+                  else blurring.blur(pixels, fresh, settings.strength))
+        notes.append(f"{len(fresh)} added box(es) blurred")
     encoded = encode_image(output, pixels)
     return encoded.data, notes + encoded.notes
 
@@ -306,6 +309,8 @@ def apply_edits(input_root: Path, output_root: Path, edits: dict[str, ImageEdits
             data, notes = apply_one(read_bytes(source_path, settings.max_bytes), read_bytes(target, settings.max_bytes),
                                     entry, settings, name)
             write_atomic(target, data)
+            for box in entry.added:  # written: a later apply keeps them, and does not blur them twice
+                box["applied"] = True
             results.append(Applied(name, "written", notes=notes))
         except (ImageError, OSError, ValueError) as exc:
             results.append(Applied(name, "failed", str(exc)))
@@ -340,6 +345,8 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
     if _inside(args.output, args.input if args.input.is_dir() else args.input.parent) and args.input.is_dir():
         parser.error("OUTPUT_DIR lies inside INPUT")
     results = apply_edits(args.input, args.output, edits, make_settings(args))
+    if any(r.status == "written" for r in results):
+        save_edits(args.edits, edits)  # the added boxes are marked as written
     for result in results:
         if result.status == "failed":
             print(f"error: {result.name}: {result.reason}", file=sys.stderr)
