@@ -93,6 +93,8 @@ async function openImage(index) {
   }
   const previous = S.index;
   S.index = index;
+  S.openStarted = performance.now();
+  S.openedMs = null;
   markListItem(previous);
   markListItem(index);
   $("images").children[index].scrollIntoView({ block: "nearest" });
@@ -177,6 +179,7 @@ function renderFlat(fit) {
     img.height = H;
     img.style.left = `${offset}px`;
     img.alt = "";
+    img.addEventListener("load", () => { if (S.openedMs === null) S.openedMs = performance.now() - S.openStarted; });
     canvas.append(img);
   }
   const svg = document.createElementNS(SVG, "svg");
@@ -263,11 +266,11 @@ function onDown(event) {
   }
 }
 
-function draftBox(event) {
+function draftBox(event, drag) {
   const [x, y] = toImage(event.clientX, event.clientY), H = S.info.height;
   const W = S.info.width * (isPano() ? 2 : 1);
   const cx = (v) => Math.min(Math.max(v, 0), W), cy = (v) => Math.min(Math.max(v, 0), H);
-  return [cx(Math.min(S.drag.x0, x)), cy(Math.min(S.drag.y0, y)), cx(Math.max(S.drag.x0, x)), cy(Math.max(S.drag.y0, y))];
+  return [cx(Math.min(drag.x0, x)), cy(Math.min(drag.y0, y)), cx(Math.max(drag.x0, x)), cy(Math.max(drag.y0, y))];
 }
 
 function onMove(event) {
@@ -277,7 +280,7 @@ function onMove(event) {
     S.view.y = S.drag.y + event.clientY - S.drag.cy;
     applyView();
   } else {
-    const [x1, y1, x2, y2] = draftBox(event);
+    const [x1, y1, x2, y2] = draftBox(event, S.drag);
     Object.entries({ x: x1, y: y1, width: x2 - x1, height: y2 - y1 }).forEach(([k, v]) => S.drag.draft.setAttribute(k, v));
   }
 }
@@ -286,7 +289,7 @@ function onUp(event) {
   const drag = S.drag;
   S.drag = null;
   if (!drag || drag.kind !== "draw") return;
-  let [x1, y1, x2, y2] = draftBox(event);
+  let [x1, y1, x2, y2] = draftBox(event, drag);
   drag.draft.remove();
   if (x2 - x1 < 3 || y2 - y1 < 3) return;
   const W = S.info.width;
@@ -343,6 +346,7 @@ function render360() {
     type: "equirectangular", panorama: fileUrl(), autoLoad: true, yaw, pitch, hfov: 90,
     hotSpots: spots(), disableKeyboardCtrl: true, showFullscreenCtrl: false, compass: false,
   });
+  S.viewer.on("load", () => { if (S.openedMs === null) S.openedMs = performance.now() - S.openStarted; });
   let down = null;
   holder.addEventListener("mousedown", (event) => { down = [event.clientX, event.clientY]; });
   holder.addEventListener("mouseup", (event) => {
