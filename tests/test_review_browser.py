@@ -97,7 +97,7 @@ def test_reject_draw_across_the_seam_apply(folders, browser, tmp_path: Path) -> 
         # a panorama: opens in the 360 viewer; unrolled (v), a box drawn (d) from left of the seam to right of it
         page.click("#images li[title='pano.jpg']")
         page.wait_for_selector("#pano .pnlm-render-container")
-        page.wait_for_function("window.review.state.openedMs !== null", timeout=30_000)
+        page.wait_for_function("() => window.review.state.openedMs !== null", timeout=30_000)
         page.keyboard.press("v")
         page.wait_for_selector("#stage .canvas svg")
         page.keyboard.press("d")

@@ -495,5 +495,5 @@ function init() {
   loadMore();
 }
 
-window.review = { state: S, toScreen, openImage, shapes }; // for the browser tests
+window.review = { state: S, toScreen, openImage, shapes, render }; // for the browser tests
 init();
