@@ -380,6 +380,10 @@ function addBox(box) {
 
 function select(target) {
   S.sel = target;
+  if (S.viewer) { // turn the 360 viewer to it
+    const shape = shapes().find((one) => same(one, target));
+    if (shape) { const [yaw, pitch] = placeOf(shape); S.viewer.lookAt(pitch, yaw, undefined, 400); }
+  }
   redraw();
 }
 
