@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
 import re
 import shutil
@@ -128,3 +129,11 @@ def test_the_viewer_is_the_vendored_npm_build() -> None:
         assert re.search(rf"`{re.escape(name)}`.*`{digest}`", provenance), name
     assert "Permission is hereby granted, free of charge" in (VENDOR / "LICENSE").read_text()  # MIT
     assert (VENDOR / "pannellum.js").read_text().startswith("// Pannellum 2.5.7")
+
+
+def test_formats_browsers_cannot_show_come_as_a_jpeg_preview(served) -> None:
+    url, review, _ = served
+    Image.fromarray(np.full((10, 20, 3), 200, np.uint8)).save(review.output_root / "scan.tif")
+    status, body = _request(url, f"{urlsplit(url).path}file/output/scan.tif")
+    assert status == 200 and body[:3] == b"\xff\xd8\xff"
+    assert Image.open(io.BytesIO(body)).size == (20, 10)

@@ -44,20 +44,27 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from piiblur import __version__, sphere
+from piiblur import __version__
 from piiblur.detections import CLASSES, Detections, box_overlap
-from piiblur.formats import IMAGE_EXTENSIONS, ImageError, read_image_bytes
+from piiblur.formats import IMAGE_EXTENSIONS, ImageError, SourceImage, read_image_bytes
 from piiblur.formats._embedded import decode, embedded_images
-from piiblur.pipeline import DEFAULT_THRESHOLDS, Blurrer, Settings, _later_orientation, _upright
+from piiblur.orientation import TO_UPRIGHT
+from piiblur.pipeline import DEFAULT_THRESHOLDS, Blurrer, Settings
 from piiblur.planar import detect_planar
 from piiblur.storage import read_bytes, write_atomic
+
+try:
+    from piiblur import sphere
+except ImportError:  # pragma: no cover - where the sphere's module moved into projections/
+    from piiblur.projections import sphere  # type: ignore[no-redef]
 
 AUDIT_SHARE = 2 / 3  # the audit searches down to this share of each class's blurring threshold
 DETAIL_SIZE = 32  # boxes are measured resampled to at most this many pixels tall
@@ -177,7 +184,7 @@ def is_blurred(inside: float, around: float, share: float = 0.0) -> bool:
 def audit_settings(settings: Settings, share: float = AUDIT_SHARE) -> Settings:
     """``settings`` with every class's threshold lowered to ``share`` of it."""
     lowered = {name: settings.thresholds.get(name, DEFAULT_THRESHOLDS[name]) * share for name in DEFAULT_THRESHOLDS}
-    return Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, "thresholds": lowered})
+    return replace(settings, thresholds=lowered)
 
 
 class Auditor:
@@ -256,6 +263,20 @@ class Auditor:
         # can look like a face to the first look; the second then finds the blurred object)
         return any(not is_blurred(*detail(rgb, box)) for box, i, u in zip(again.xyxy, inter, union,
                                                                                   strict=True) if i >= 0.3 * u)
+
+
+def _later_orientation(image: SourceImage) -> int:
+    """How later frames are stored: like the first, but upright when the decoder turned them (TIFF)."""
+    return 1 if image.image_upright else image.orientation
+
+
+def _upright(picture: Image.Image, orientation: int) -> np.ndarray:
+    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
+    is stored like the picture it belongs to), as the pipeline searches it."""
+    own = int(picture.getexif().get(0x0112, 1) or 1)
+    turn = own if own in TO_UPRIGHT and own != 1 else orientation
+    rgb = picture.convert("RGB")
+    return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))
 
 
 def image_files(root: Path) -> Iterator[tuple[Path, str]]:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import io
 import json
 import secrets
 import sys
 import threading
 import webbrowser
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -33,10 +35,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from PIL import Image
+from PIL import Image, ImageOps
 
-from piiblur import sphere
-from piiblur.audit import image_files
+from piiblur.audit import image_files, sphere
 from piiblur.edits import ImageEdits, apply_edits, check_entry, load_edits, save_edits
 from piiblur.formats import IMAGE_EXTENSIONS
 from piiblur.pipeline import Settings
@@ -53,8 +54,8 @@ STATIC_FILES = {
 }
 BROWSER_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
                  ".mpo": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
-                 ".avif": "image/avif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
-                 ".heic": "image/heic", ".heif": "image/heif"}
+                 ".avif": "image/avif", ".bmp": "image/bmp"}
+# browsers show neither TIFF nor HEIF: those are sent as an upright JPEG preview of the same size
 _SWAPPED = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
 
 
@@ -87,7 +88,8 @@ class Review:
         for name in names[offset : offset + limit]:
             entry = self.report_files.get(name, {})
             detections = entry.get("detections", [])
-            edits = self.edits.get(name)
+            with self.lock:
+                edits = self.edits.get(name)
             items.append({
                 "name": name,
                 "faces": sum(1 for d in detections if d.get("class") == "face"),
@@ -183,6 +185,15 @@ def _probe(path: Path, projection: str) -> tuple[int, int, int, str]:
     return width, height, orientation, "equirectangular" if geo is not None else "planar"
 
 
+def _preview(path: Path) -> bytes:
+    """A JPEG of the upright picture, for the formats browsers cannot show."""
+    with Image.open(path) as image:
+        picture = ImageOps.exif_transpose(image).convert("RGB")
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def make_handler(review: Review, token: str) -> type[BaseHTTPRequestHandler]:
     static = resources.files("piiblur.review") / "static"
 
@@ -236,6 +247,9 @@ def make_handler(review: Review, token: str) -> type[BaseHTTPRequestHandler]:
             self._send_json({"error": message}, status)
 
         def _send_file(self, path: Path) -> None:
+            if path.suffix.lower() not in BROWSER_TYPES:
+                self._send(_preview(path), "image/jpeg")
+                return
             size = path.stat().st_size
             self._headers(HTTPStatus.OK, BROWSER_TYPES.get(path.suffix.lower(), "application/octet-stream"), size)
             if self.command == "HEAD":
@@ -364,8 +378,7 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
             parser.error(f"{written} lies inside INPUT, which is never written")
     settings = make_settings(args)
     if report and isinstance(report.get("settings", {}).get("strength"), int | float):
-        settings = Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__},
-                               "strength": float(report["settings"]["strength"])})
+        settings = replace(settings, strength=float(report["settings"]["strength"]))  # as the output was blurred
     try:
         review = Review(args.input, args.output, settings, report, audit, edits_path)
     except ValueError as exc:
