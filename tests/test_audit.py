@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from helpers import EXAMPLE, FACE_BOX
 from PIL import Image
+from test_edits import GPANO_XMP
 from test_formats import exif_block, insert_segments, segment
 
 from piiblur.audit import detail, is_blurred
@@ -109,3 +110,25 @@ def test_audit_refuses_a_sheet_inside_the_folder(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         _cli("audit", tmp_path, "--contact-sheet", tmp_path / "sheet.png")
     assert stop.value.code == 2
+
+
+def test_audit_gives_a_panoramas_find_its_place_and_passes_its_blurred_output(portrait: np.ndarray,
+                                                                              tmp_path: Path) -> None:
+    from piiblur import synthetic as syn
+    from piiblur.sphere import Equirect
+
+    geo = Equirect(1024, 512, 1024, 512)
+    pano = np.full((512, 1024, 3), 110, np.uint8)
+    pano[256:] = 90
+    syn.place(pano, geo, syn.cut(portrait, FACE_BOX, 60, 50), yaw=40.0, pitch=5.0, size=60)
+    folder = tmp_path / "pano"
+    folder.mkdir()
+    Image.fromarray(pano).save(folder / "pano.jpg", quality=92, xmp=GPANO_XMP)
+    report = tmp_path / "audit.json"
+    assert _cli("audit", folder, "--report", report, "-q") == 1
+    found = json.loads(report.read_text())["findings"]
+    assert [f["cls"] for f in found] == ["face"]
+    assert found[0]["sphere"]["yaw"] == pytest.approx(40, abs=3) and found[0]["sphere"]["pitch"] == pytest.approx(
+        5, abs=3)
+    assert _cli(folder, tmp_path / "out", "-q", "-j", "1") == 0
+    assert _cli("audit", tmp_path / "out", "--report", report, "-q") == 0

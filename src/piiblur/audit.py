@@ -25,8 +25,11 @@ found is then sorted:
 * **not confirmed**, and ignored: a find is kept only when a second look, a
   crop centred on it at a larger scale, finds it again with the full blurring
   threshold, unblurred. Texture that merely resembles a face at a few pixels
-  rarely survives it; a face or plate does. Panoramas get this from the pipeline's own
-  confirmation on the sphere.
+  rarely survives it; a face or plate does. A panorama is searched as the
+  pipeline searches it (views of the sphere down to ``PANORAMA_THRESHOLD_SHARE``
+  of the audit's thresholds), and a find under the blurring threshold is kept
+  only when the pipeline's closer look on the sphere finds it with the full
+  blurring threshold.
 * **small**: under ``MIN_SIZE`` pixels, listed apart in the report, not counted.
 * **left**: listed with file, class, score and place (yaw and pitch on a
   panorama), in the JSON report and on a PNG contact sheet of crops.
@@ -57,7 +60,7 @@ from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import IMAGE_EXTENSIONS, ImageError, SourceImage, read_image_bytes
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import TO_UPRIGHT
-from piiblur.pipeline import DEFAULT_THRESHOLDS, Blurrer, Settings
+from piiblur.pipeline import DEFAULT_THRESHOLDS, PANORAMA_THRESHOLD_SHARE, Blurrer, Settings
 from piiblur.planar import detect_planar
 from piiblur.storage import read_bytes, write_atomic
 
@@ -222,7 +225,15 @@ class Auditor:
 
     def _search(self, entry: FileAudit, where: str, rgb: np.ndarray, geo: sphere.Equirect | None) -> None:
         entry.searched.append(where)
-        found = self.blurrer.detect(rgb, geo)
+        if geo is not None:
+            # as the pipeline searches a panorama (views searched down to a share of the threshold, doubtful
+            # finds looked at again), but from the audit's lower thresholds, and confirmed at blurring's
+            search = {name: value * PANORAMA_THRESHOLD_SHARE for name, value in self.settings.thresholds.items()}
+            seen = sphere.detect_sphere(rgb, geo, self.blurrer.detectors, search, self.settings.views).above(search)
+            found = sphere.confirm(rgb, geo, seen, self.blurrer.detectors, self.sure)
+            entry.unconfirmed += len(seen) - len(found)
+        else:
+            found = self.blurrer.detect(rgb)
         wraps = geo is not None and geo.wraps
         for index, record in enumerate(found.to_records()):
             inside, around, share = detail(rgb, found.xyxy[index], wraps)
