@@ -1,9 +1,10 @@
 """The review page in a real browser: Debian's headless chromium, driven by Playwright.
 
-Opens the page, rejects a detection in a photo, draws a box across a panorama's seam, applies, and checks
-the files: the rejected region has the input's coefficients back, the drawn one is blurred on both sides
-of the seam, everything else keeps its coefficients. ``PIIBLUR_SCREENSHOTS=docs`` also saves the page's
-screenshots there (the README's).
+Opens the page, rejects a detection in a photo, draws a box across a panorama's seam and clicks a point
+on the sphere in the 360 viewer, applies, and checks the files: the rejected region has the input's
+coefficients back, the drawn box and the point are blurred (the box on both sides of the seam), and
+everything else keeps its coefficients. ``PIIBLUR_SCREENSHOTS=docs`` also saves the page's screenshots
+there.
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ def test_reject_draw_across_the_seam_apply(folders, browser, tmp_path: Path) -> 
         if shots:
             page.screenshot(path=str(Path(shots) / "review_panorama.png"))
 
+        # back in the 360 viewer, still drawing: a click on the sphere adds a box there
+        page.keyboard.press("v")
+        page.wait_for_selector("#pano .pnlm-render-container")
+        page.wait_for_function("() => window.review.state.viewer && window.review.state.viewer.isLoaded()",
+                               timeout=30_000)
+        looking = page.evaluate("[window.review.state.viewer.getYaw(), window.review.state.viewer.getPitch()]")
+        holder = page.locator("#pano").bounding_box()
+        _clear_status(page)
+        page.mouse.click(holder["x"] + holder["width"] / 2, holder["y"] + holder["height"] / 2)
+        _wait_status(page, "saved")
+        point = json.loads((tmp_path / "report.edits.json").read_text())["images"]["pano.jpg"]["added"][1]
+        x1, y1, x2, y2 = point["box"]
+        yaw, pitch = ((x1 + x2) / 2 / PANO_W - 0.5) * 360, (0.5 - (y1 + y2) / 2 / PANO_H) * 180
+        assert abs((yaw - looking[0] + 180) % 360 - 180) < 3 and abs(pitch - looking[1]) < 3
+
         # apply (s), and the page shows the new output
         _clear_status(page)
         page.keyboard.press("s")
@@ -138,7 +154,12 @@ def test_reject_draw_across_the_seam_apply(folders, browser, tmp_path: Path) -> 
     for part in ((PANO_W - 34, 210, PANO_W - 4, 240), (4, 210, 30, 240)):
         assert detail(new, part) < 0.25 * detail(raw, part)
     moved = _changed_blocks(before / "pano.jpg", out / "pano.jpg")
-    assert moved[:, 16:112].sum() == 0 and moved[:16].sum() == 0 and moved[48:].sum() == 0
+    assert moved[:16].sum() == 0 and moved[48:].sum() == 0  # the seam box and the clicked point only
+    point_col = int(((x1 + x2) / 2) % PANO_W) // 8
+    far = np.ones(moved.shape[1], bool)
+    far[:12] = far[-12:] = False
+    far[max(0, point_col - 8):point_col + 9] = False
+    assert moved[:, far].sum() == 0 and moved[:, max(0, point_col - 8):point_col + 9].any()
     assert "equirectangular" in Image.open(out / "pano.jpg").info.get("xmp", b"").decode()
     # and the sidecar says the box is written, so a second apply does not blur it twice
     assert json.loads((tmp_path / "report.edits.json").read_text())["images"]["pano.jpg"]["added"][0]["applied"]
