@@ -160,3 +160,24 @@ def test_edits_files_are_checked(tmp_path: Path) -> None:
     path.write_text(json.dumps({"images": {"a.jpg": {"added": [{"class": "face", "box": [5, 5, 1, 1]}]}}}))
     with pytest.raises(ValueError, match="added"):
         load_edits(path)
+
+
+def test_rejecting_a_panorama_detection_by_its_place_gives_the_input_back(portrait: np.ndarray,
+                                                                          tmp_path: Path) -> None:
+    from piiblur import synthetic as syn
+
+    geo = Equirect(1024, 512, 1024, 512)
+    pano = np.full((512, 1024, 3), 120, np.uint8)
+    syn.place(pano, geo, syn.cut(portrait, FACE_BOX, 60, 50), yaw=178.0, pitch=-10.0, size=60)  # at the seam
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(pano).save(src / "pano.jpg", quality=92, xmp=GPANO_XMP)
+    assert main([str(src), str(tmp_path / "out"), "-q", "-j", "1", "--report", str(tmp_path / "r.json")]) == 0
+    dets = json.loads((tmp_path / "r.json").read_text())["files"][0]["detections"]
+    assert [d["class"] for d in dets] == ["face"] and "sphere" in dets[0]
+    blurred = tmp_path / "out" / "pano.jpg"
+    assert _changed_blocks(src / "pano.jpg", blurred).any()
+    data, _ = apply_one((src / "pano.jpg").read_bytes(), blurred.read_bytes(), ImageEdits(dets, [0], []),
+                        Settings(), "pano.jpg")
+    (tmp_path / "back.jpg").write_bytes(data)
+    assert not _changed_blocks(src / "pano.jpg", tmp_path / "back.jpg").any()

@@ -19,7 +19,8 @@ from piiblur.sphere import VIEW_SETS
 from piiblur.storage import Location
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-USAGE = "pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]"
+USAGE = ("pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]\n"
+         "       pii-blur audit DIR | review INPUT OUTPUT_DIR | apply INPUT OUTPUT_DIR --edits FILE  (--help each)")
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
