@@ -181,3 +181,20 @@ def test_rejecting_a_panorama_detection_by_its_place_gives_the_input_back(portra
                         Settings(), "pano.jpg")
     (tmp_path / "back.jpg").write_bytes(data)
     assert not _changed_blocks(src / "pano.jpg", tmp_path / "back.jpg").any()
+
+
+def test_boxes_are_in_the_upright_picture_of_a_turned_jpeg(portrait: np.ndarray, tmp_path: Path) -> None:
+    stored = np.ascontiguousarray(np.rot90(portrait, 1))  # orientation 6: turn 90 degrees clockwise to show
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    from PIL import ImageOps
+
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))).convert("RGB"))
+    assert upright.shape == portrait.shape
+    data, _ = apply_one(buf.getvalue(), buf.getvalue(), ImageEdits(added=[{"class": "plate", "box": list(PLATE_BOX)}]),
+                        Settings(), "turned.jpg")
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert detail(shown, PLATE_BOX) < 0.2 * detail(upright, PLATE_BOX)
+    assert detail(shown, FACE_BOX) == pytest.approx(detail(upright, FACE_BOX), rel=0.02)

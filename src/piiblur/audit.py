@@ -18,8 +18,8 @@ found is then sorted:
   0.21-5.6 times their ring; blurred faces of 6-8 px, whose blur is its minimum
   of 2 px, 19-37 and 0.11-0.28 of their ring. So a box is blurred when its
   detail is under ``BLURRED_ABSOLUTE`` or under ``BLURRED_RELATIVE`` of its
-  ring (this takes 4 of the 48 unblurred finds in faces_dlib as blurred, all
-  faces of 10-17 px in one crowd, the picture still flagged by the others), or
+  ring (on the faces_dlib originals this takes 4 unblurred finds as blurred,
+  small faces in one crowd photo, which is still flagged by its others), or
   when ``BLURRED_SHARE`` of the box is smooth (a blurred face and the collar
   beside it, seen as one face).
 * **not confirmed**, and ignored: a find is kept only when a second look, a
