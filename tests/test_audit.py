@@ -132,3 +132,15 @@ def test_audit_gives_a_panoramas_find_its_place_and_passes_its_blurred_output(po
         5, abs=3)
     assert _cli(folder, tmp_path / "out", "-q", "-j", "1") == 0
     assert _cli("audit", tmp_path / "out", "--report", report, "-q") == 0
+
+
+def test_audit_in_worker_processes_keeps_the_files_order(tmp_path: Path) -> None:
+    folder = tmp_path / "two"
+    (folder / "b").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "a.jpg")
+    shutil.copy(EXAMPLE, folder / "b" / "c.jpg")
+    report = tmp_path / "audit.json"
+    assert _cli("audit", folder, "-j", "2", "-q", "--report", report) == 1
+    data = json.loads(report.read_text())
+    assert [f["file"] for f in data["files"]] == ["a.jpg", "b/c.jpg"]
+    assert {f["file"] for f in data["findings"]} == {"a.jpg", "b/c.jpg"}
