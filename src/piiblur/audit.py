@@ -18,7 +18,7 @@ found is then sorted:
   0.21-5.6 times their ring; blurred faces of 6-8 px, whose blur is its minimum
   of 2 px, 19-37 and 0.11-0.28 of their ring. So a box is blurred when its
   detail is under ``BLURRED_ABSOLUTE`` or under ``BLURRED_RELATIVE`` of its
-  ring (on the faces_dlib originals this takes 4 unblurred finds as blurred,
+  ring (on the faces_dlib originals this takes 3 unblurred finds as blurred,
   small faces in one crowd photo, which is still flagged by its others), or
   when ``BLURRED_SHARE`` of the box is smooth (a blurred face and the collar
   beside it, seen as one face).
@@ -236,6 +236,7 @@ class Auditor:
             entry.unconfirmed += len(seen) - len(found)
         else:
             found = self.blurrer.detect(rgb)
+        found = found[_one_per_object(found, rgb.shape[1] if geo is not None and geo.wraps else 0)]
         wraps = geo is not None and geo.wraps
         for index, record in enumerate(found.to_records()):
             inside, around, share = detail(rgb, found.xyxy[index], wraps)
@@ -276,6 +277,28 @@ class Auditor:
         # can look like a face to the first look; the second then finds the blurred object)
         return any(not is_blurred(*detail(rgb, box)) for box, i, u in zip(again.xyxy, inter, union,
                                                                                   strict=True) if i >= 0.3 * u)
+
+
+def _one_per_object(found: Detections, period: int = 0) -> np.ndarray:
+    """Indexes of the finds to list: of two finds of a class whose centres each lie in the other's box
+    grown to the larger's size (one object seen at two sizes, which the pipeline keeps to blur both), the
+    higher-scored. ``period``: the width across which x wraps (a full panorama), else 0."""
+    cx, cy = (found.xyxy[:, 0] + found.xyxy[:, 2]) / 2, (found.xyxy[:, 1] + found.xyxy[:, 3]) / 2
+    keep: list[int] = []
+    for i in np.argsort(-found.scores, kind="stable"):
+        twin = False
+        for j in keep:
+            dx = abs(cx[i] - cx[j])
+            if period:
+                dx = min(dx % period, period - dx % period)
+            same_class = found.class_ids[i] == found.class_ids[j]
+            if same_class and dx < max(found.widths[i], found.widths[j]) / 2 and abs(cy[i] - cy[j]) < max(
+                    found.heights[i], found.heights[j]) / 2:
+                twin = True
+                break
+        if not twin:
+            keep.append(int(i))
+    return np.array(sorted(keep), dtype=np.int64)
 
 
 def _later_orientation(image: SourceImage) -> int:
