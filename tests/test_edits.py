@@ -198,3 +198,31 @@ def test_boxes_are_in_the_upright_picture_of_a_turned_jpeg(portrait: np.ndarray,
     shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
     assert detail(shown, PLATE_BOX) < 0.2 * detail(upright, PLATE_BOX)
     assert detail(shown, FACE_BOX) == pytest.approx(detail(upright, FACE_BOX), rel=0.02)
+
+
+def test_a_written_rejection_accepted_again_is_blurred_again(blurred, tmp_path: Path) -> None:
+    from piiblur.edits import apply_edits, revised
+
+    src, out, entry = blurred
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    dets = entry["detections"]
+    plate = next(i for i, d in enumerate(dets) if d["class"] == "plate")
+    edits = {"portrait.jpg": revised(None, ImageEdits(dets, [plate], []))}
+    assert [r.status for r in apply_edits(src, work, edits, Settings())] == ["written"]
+    assert edits["portrait.jpg"].restored == [plate]
+    restored = np.asarray(Image.open(work / "portrait.jpg").convert("RGB"))
+    raw = np.asarray(Image.open(src / "portrait.jpg").convert("RGB"))
+    assert detail(restored, PLATE_BOX) == pytest.approx(detail(raw, PLATE_BOX), rel=0.05)
+    # accepted again, then the box that stands for it deleted: it comes back, and apply blurs it
+    again = revised(edits["portrait.jpg"], ImageEdits(dets, [], []))
+    assert [a.get("from_detection") for a in again.added] == [plate]
+    again = revised(again, ImageEdits(dets, [], []))
+    assert len(again.added) == 1
+    # rejected once more before applying: the stand-in goes
+    assert not revised(again, ImageEdits(dets, [plate], again.added)).added
+    edits["portrait.jpg"] = again
+    assert [r.status for r in apply_edits(src, work, edits, Settings())] == ["written"]
+    blurred_again = np.asarray(Image.open(work / "portrait.jpg").convert("RGB"))
+    assert detail(blurred_again, PLATE_BOX) < 0.2 * detail(raw, PLATE_BOX)
+    assert edits["portrait.jpg"].restored == []

@@ -10,7 +10,9 @@ An edits file (the sidecar the review page writes, or one written by hand) is JS
 Boxes are in pixels of the upright picture, as in the blurring report; ``detections`` are that image's
 detections from the report (what was blurred), ``rejected`` indexes the ones that are not faces or
 plates, ``added`` are what the detector missed (``"applied": true`` once written into the output: a later apply
-keeps them blurred and does not blur them twice). On a panorama an added box's x may run past the right
+keeps them blurred and does not blur them twice); ``restored`` lists the rejections an apply wrote. The
+review page keeps these straight (``revised``): a written rejection that is accepted again becomes an added
+box at the detection's place, blurred by the next apply. On a panorama an added box's x may run past the right
 edge (or start left of 0): the box crosses the seam and is blurred on both sides, on the sphere.
 
 ``apply`` re-renders exactly the edited files from the INPUT and the OUTPUT, losslessly, the way the
@@ -61,13 +63,33 @@ class ImageEdits:
     detections: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
     added: list[dict[str, Any]] = field(default_factory=list)
+    restored: list[int] = field(default_factory=list)  # rejections an apply wrote: unblurred in the output
 
     @property
     def empty(self) -> bool:
-        return not self.rejected and not self.added
+        return not self.rejected and not self.added and not self.restored
 
     def as_json(self) -> dict[str, Any]:
-        return {"detections": self.detections, "rejected": sorted(set(self.rejected)), "added": self.added}
+        return {"detections": self.detections, "rejected": sorted(set(self.rejected)), "added": self.added,
+                "restored": sorted(set(self.restored))}
+
+
+def revised(before: ImageEdits | None, after: ImageEdits) -> ImageEdits:
+    """``after`` as the next state of an image whose edits were ``before``: a detection whose rejection was
+    already written (restored in the output) and is now accepted again becomes an added box at its place,
+    so the next apply blurs it again; ValueError when a box already written is gone from ``after``."""
+    if before is None:
+        return after
+    written = [a for a in before.added if a.get("applied")]
+    if len([a for a in after.added if a.get("applied")]) < len(written):
+        raise ValueError("a box already written into the output cannot be removed; blur the input again for that")
+    rejected = set(after.rejected)
+    # a box standing for a detection rejected again is dropped (until written: then it is in the output)
+    added = [a for a in after.added if a.get("applied") or a.get("from_detection") not in rejected]
+    for index in sorted(set(before.restored) - rejected):  # unblurred in the output, accepted now: blur again
+        if not any(a.get("from_detection") == index for a in added):
+            added.append({**after.detections[index], "from_detection": index})
+    return ImageEdits(after.detections, after.rejected, added, list(before.restored))
 
 
 def load_edits(path: Path) -> dict[str, ImageEdits]:
@@ -93,13 +115,16 @@ def check_entry(entry: Any, name: str) -> ImageEdits:
     detections = entry.get("detections", [])
     rejected = entry.get("rejected", [])
     added = entry.get("added", [])
+    restored = entry.get("restored", [])
     if not isinstance(detections, list) or not all(_is_record(d) for d in detections):
         raise ValueError(f"{name}: 'detections' must be records with class and box")
     if not isinstance(rejected, list) or not all(isinstance(i, int) and 0 <= i < len(detections) for i in rejected):
         raise ValueError(f"{name}: 'rejected' must index 'detections'")
     if not isinstance(added, list) or not all(_is_record(d) for d in added):
         raise ValueError(f"{name}: 'added' must be records with class and a box x1, y1, x2, y2 (x1 < x2, y1 < y2)")
-    return ImageEdits(detections, list(rejected), added)
+    if not isinstance(restored, list) or not all(isinstance(i, int) and 0 <= i < len(detections) for i in restored):
+        raise ValueError(f"{name}: 'restored' must index 'detections'")
+    return ImageEdits(detections, list(rejected), added, list(restored))
 
 
 def _is_record(record: Any) -> bool:
@@ -315,6 +340,7 @@ def apply_edits(input_root: Path, output_root: Path, edits: dict[str, ImageEdits
             write_atomic(target, data)
             for box in entry.added:  # written: a later apply keeps them, and does not blur them twice
                 box["applied"] = True
+            entry.restored = sorted(set(entry.rejected))
             results.append(Applied(name, "written", notes=notes))
         except (ImageError, OSError, ValueError) as exc:
             results.append(Applied(name, "failed", str(exc)))

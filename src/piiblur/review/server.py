@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from PIL import Image, ImageOps
 
 from piiblur.audit import image_files, sphere
-from piiblur.edits import ImageEdits, apply_edits, check_entry, load_edits, save_edits
+from piiblur.edits import ImageEdits, apply_edits, check_entry, load_edits, revised, save_edits
 from piiblur.formats import IMAGE_EXTENSIONS
 from piiblur.pipeline import Settings
 
@@ -157,12 +157,7 @@ class Review:
         detections = (self.report_files.get(name) or {}).get("detections", [])
         entry = check_entry({"detections": detections, "rejected": rejected, "added": added}, name)
         with self.lock:
-            before = self.edits.get(name)
-            applied = [a for a in (before.added if before else []) if a.get("applied")]
-            kept = [a for a in entry.added if a.get("applied")]
-            if len(kept) < len(applied):
-                raise ValueError("a box already written into the output cannot be removed here; reject nothing, "
-                                 "add nothing: blur the input again for that")
+            entry = revised(self.edits.get(name), entry)
             self.edits[name] = entry
             save_edits(self.edits_path, self.edits, {"input": str(self.input_root), "output": str(self.output_root)})
         return entry
