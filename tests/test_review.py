@@ -137,3 +137,16 @@ def test_formats_browsers_cannot_show_come_as_a_jpeg_preview(served) -> None:
     status, body = _request(url, f"{urlsplit(url).path}file/output/scan.tif")
     assert status == 200 and body[:3] == b"\xff\xd8\xff"
     assert Image.open(io.BytesIO(body)).size == (20, 10)
+
+
+def test_apply_writes_only_what_is_pending(served) -> None:
+    url, review, tmp_path = served
+    path, json_type = urlsplit(url).path, {"Content-Type": "application/json"}
+    body = json.dumps({"name": "portrait.jpg", "rejected": [], "added": [{"class": "face", "box": [20, 20, 80, 90]}]})
+    assert _request(url, f"{path}api/edits", "POST", body.encode(), json_type)[0] == 200
+    status, answer = _request(url, f"{path}api/apply", "POST", b"{}", json_type)
+    assert status == 200 and [r["status"] for r in json.loads(answer)["results"]] == ["written"]
+    assert json.loads(_request(url, f"{path}api/apply", "POST", b"{}", json_type)[1])["results"] == []
+    saved = json.loads((tmp_path / "report.edits.json").read_text())["images"]["portrait.jpg"]
+    assert saved["added"][0]["applied"] is True
+    assert (review.input_root / "portrait.jpg").read_bytes() == EXAMPLE.read_bytes()  # the input untouched

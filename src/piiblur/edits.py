@@ -69,6 +69,12 @@ class ImageEdits:
     def empty(self) -> bool:
         return not self.rejected and not self.added and not self.restored
 
+    @property
+    def pending(self) -> bool:
+        """True when the output does not show these edits yet (a box not written, a rejection not restored
+        or a restored one accepted again)."""
+        return any(not a.get("applied") for a in self.added) or set(self.rejected) != set(self.restored)
+
     def as_json(self) -> dict[str, Any]:
         return {"detections": self.detections, "rejected": sorted(set(self.rejected)), "added": self.added,
                 "restored": sorted(set(self.restored))}
@@ -323,9 +329,10 @@ def _mcu_any(mask: np.ndarray, mcu: tuple[int, int]) -> np.ndarray:
 
 def apply_edits(input_root: Path, output_root: Path, edits: dict[str, ImageEdits], settings: Settings,
                 only: Sequence[str] | None = None) -> list[Applied]:
-    """Write every edited image (or those named in ``only``) into ``output_root``, from the input."""
+    """Write every image whose edits are pending (or those named in ``only``) into ``output_root``, from the
+    input and the output."""
     results: list[Applied] = []
-    for name in sorted(only if only is not None else edits):
+    for name in sorted(only if only is not None else (n for n, e in edits.items() if e.pending)):
         entry = edits.get(name)
         if entry is None:
             continue

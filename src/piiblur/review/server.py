@@ -74,6 +74,7 @@ class Review:
         self.edits = load_edits(self.edits_path)
         self.lock = threading.Lock()
         self._names: list[str] | None = None
+        self.dirty = {name for name, edits in self.edits.items() if edits.pending}  # not yet in the output
 
     # -- listing ----------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -159,12 +160,16 @@ class Review:
         with self.lock:
             entry = revised(self.edits.get(name), entry)
             self.edits[name] = entry
+            self.dirty.add(name)
             save_edits(self.edits_path, self.edits, {"input": str(self.input_root), "output": str(self.output_root)})
         return entry
 
     def apply(self, names: list[str] | None) -> list[dict[str, Any]]:
+        """Write the edits of ``names``, or of every image edited since the last apply, into OUTPUT_DIR."""
         with self.lock:
-            results = apply_edits(self.input_root, self.output_root, self.edits, self.settings, names)
+            chosen = sorted(self.dirty) if names is None else names
+            results = apply_edits(self.input_root, self.output_root, self.edits, self.settings, chosen)
+            self.dirty -= {r.name for r in results if r.status == "written"}
             save_edits(self.edits_path, self.edits, {"input": str(self.input_root), "output": str(self.output_root)})
         return [{"name": r.name, "status": r.status, "reason": r.reason, "notes": r.notes} for r in results]
 
