@@ -17,7 +17,8 @@ from piiblur.results import FileResult
 from piiblur.storage import Location
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-USAGE = "pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]"
+USAGE = ("pii-blur [options] INPUT OUTPUT_DIR\n       pii-blur evaluate IMAGES_DIR --labels FILE [options]\n"
+         "       pii-blur audit DIR | review INPUT OUTPUT_DIR | apply INPUT OUTPUT_DIR --edits FILE  (--help each)")
 
 
 def _location(text: str) -> Location:
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from piiblur.evaluate import main as evaluate_main
 
         return evaluate_main(argv[1:])
+    if argv and argv[0] in ("audit", "review", "apply"):
+        from piiblur.review.commands import main as review_main
+
+        return review_main(argv[0], argv[1:])
     args = blur_parser().parse_args(argv)
     return run_blur(args)
 

@@ -1,0 +1,1 @@
+"""Checking output before publishing: ``pii-blur audit``, ``pii-blur apply`` and the review page."""
