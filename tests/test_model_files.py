@@ -32,3 +32,15 @@ def test_missing_or_misnamed_model_file_is_an_error(tmp_path) -> None:
         load_detectors(["plate"], options, {"plate": str(tmp_path / "none.onnx")})
     with pytest.raises(ValueError, match="unknown class"):
         load_detectors(["plate"], options, {"plates": model_path("plate_yolov8n_street.onnx")})
+
+
+def test_shipped_plate_files_match_their_training_record() -> None:
+    import hashlib
+    import json
+    from pathlib import Path
+
+    record = json.loads(Path(model_path("plate_yolov8n_street.json")).read_text())
+    for name, digest in record["shipped_files"].items():
+        assert hashlib.sha256(Path(model_path(name)).read_bytes()).hexdigest() == digest, name
+    assert record["soup"]["alpha"] == record["evaluation"]["alpha"]
+    assert "plates_openalpr_us" in record["data"]["not_used"]
