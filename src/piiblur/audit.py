@@ -59,6 +59,7 @@ from PIL import Image
 
 from piiblur import __version__, sphere
 from piiblur.classes import DEFAULT_THRESHOLDS
+from piiblur.contact_sheet import grid
 from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import IMAGE_EXTENSIONS, ImageError, SourceImage, read_image_bytes
 from piiblur.formats._embedded import decode, embedded_images
@@ -431,12 +432,7 @@ def contact_sheet(result: Audit, root: Path, target: Path, cell: int = 160, limi
             cv2.putText(tile, line, (2, cell - 18 + 12 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1,
                         cv2.LINE_AA)
         tiles.append(tile)
-    cols_n = min(8, len(tiles))
-    rows_n = math.ceil(len(tiles) / cols_n)
-    sheet = np.full((rows_n * cell, cols_n * cell, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols_n)
-        sheet[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
+    sheet = grid(tiles, cell, 8)
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"cannot encode the contact sheet {target}")

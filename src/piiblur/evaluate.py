@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from piiblur.cli_options import add_detection_options, settings_from
+from piiblur.contact_sheet import grid
 from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import ImageError, read_image, read_image_bytes
 from piiblur.pipeline import Blurrer
@@ -186,13 +187,7 @@ def contact_sheet(evaluation: Evaluation, images_dir: Path, target: Path, cell: 
         caption = f"{miss.cls} {int(y2 - y1)}px {miss.image[:14]}"
         cv2.putText(tile, caption, (2, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(tile)
-    cols = min(10, len(tiles))
-    rows = math.ceil(len(tiles) / cols)
-    sheet = np.full((rows * cell, cols * cell, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        sheet[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
-    cv2.imwrite(str(target), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(target), cv2.cvtColor(grid(tiles, cell, 10), cv2.COLOR_RGB2BGR))
     return True
 
 
