@@ -36,6 +36,10 @@ class Detector(Protocol):
         """Find objects in an 8-bit RGB image (H, W, 3) of any size up to a few tiles."""
         ...
 
+    def detect_many(self, images: list[np.ndarray], threshold: float) -> list[Detections]:
+        """``detect`` on each of several images of one shape, in one run of the net where it can."""
+        ...
+
 
 @dataclass(frozen=True)
 class OnnxRuntimeOptions:
@@ -131,11 +135,34 @@ class OnnxDetector:
         self.session = make_session(self.model, options, model_file)
         self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, rgb: np.ndarray, pad_value: int = 0, scale: float = 1.0) -> list[np.ndarray]:
-        # one C-ordered float copy, scaled in place: onnxruntime would copy a strided array once more
-        blob = np.ascontiguousarray(pad_to_multiple(rgb, self.stride, pad_value).transpose(2, 0, 1)[None],
-                                    dtype=np.float32)
-        if scale != 1.0:
-            blob *= scale
+    pad_value: ClassVar[int] = 0  # what the input is padded with to the stride
+    scale: ClassVar[float] = 1.0  # the input is 8-bit RGB times this
+
+    def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
+        return self.decode(self.run([rgb]), rgb.shape[1], rgb.shape[0], threshold)
+
+    def detect_many(self, images: list[np.ndarray], threshold: float) -> list[Detections]:
+        """``detect`` on images of one shape, as one batch through the net (its inputs take any batch)."""
+        if not images:
+            return []
+        outputs = self.run(images)
+        h, w = images[0].shape[:2]
+        return [self.decode([o[i: i + 1] for o in outputs], w, h, threshold) for i in range(len(images))]
+
+    def decode(self, outputs: list[np.ndarray], width: int, height: int, threshold: float) -> Detections:
+        """The detections in one image's outputs (batch of one) of the net, for a ``width`` x ``height`` input."""
+        raise NotImplementedError
+
+    def run(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """The net's outputs for images of one shape, in one batch (NCHW float32, padded to the stride)."""
+        h, w = images[0].shape[:2]
+        blob = np.empty((len(images), 3, h + (-h % self.stride), w + (-w % self.stride)), np.float32)
+        for slot, rgb in zip(blob, images, strict=True):
+            if rgb.shape[:2] != (h, w):
+                raise ValueError("a batch's images must have one shape")
+            # one float copy, scaled in place: the same values as a padded, transposed, converted copy
+            slot[...] = pad_to_multiple(rgb, self.stride, self.pad_value).transpose(2, 0, 1)
+        if self.scale != 1.0:
+            blob *= self.scale
         return self.session.run(None, {self.input_name: blob})
 
