@@ -111,7 +111,8 @@ import resource, subprocess, sys, time
 start = time.perf_counter()
 code = subprocess.run(sys.argv[1:]).returncode
 wall = time.perf_counter() - start
-print(code, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(code, wall, used.ru_maxrss / 1024, used.ru_utime + used.ru_stime)
 """
 
 
@@ -124,24 +125,26 @@ def floor_seconds(pano: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_cli(source: Path, out: Path, jobs: int, extra: list[str]) -> tuple[float, float]:
-    """Wall seconds and the largest process's peak memory (MB) of one ``pii-blur DIR OUT`` run."""
+def run_cli(source: Path, out: Path, jobs: int, extra: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, the largest process's peak memory (MB) and the CPU seconds of all its processes, of one
+    ``pii-blur DIR OUT`` run."""
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "piiblur", str(source), str(out), "-q", *extra]
     if jobs:
         command += ["-j", str(jobs)]
     done = subprocess.run([sys.executable, "-c", RUN_MEASURED, *command], check=True, capture_output=True,
                           text=True, env=os.environ)
-    code, wall, peak = done.stdout.split()
+    code, wall, peak, cpu = done.stdout.split()
     if int(code) != 0:
         raise RuntimeError(f"pii-blur -j {jobs} exited with {code}")
-    return float(wall), float(peak)
+    return float(wall), float(peak), float(cpu)
 
 
 def whole_process(args: argparse.Namespace) -> int:
     pano = args.data / PANO
     jobs = [int(j) for j in args.jobs.split(",")]
     walls: dict[int, list[float]] = {j: [] for j in jobs}
+    cpus: dict[int, list[float]] = {j: [] for j in jobs}
     peaks: dict[int, float] = dict.fromkeys(jobs, 0.0)
     floors: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,29 +155,34 @@ def whole_process(args: argparse.Namespace) -> int:
         floors.append(floor_seconds(pano, Path(tmp) / "floor.jpg"))
         for _ in range(args.repeat):
             for j in jobs:
-                wall, peak = run_cli(source, Path(tmp) / "out", j, args.extra.split())
+                wall, peak, cpu = run_cli(source, Path(tmp) / "out", j, args.extra.split())
                 walls[j].append(wall)
+                cpus[j].append(cpu)
                 peaks[j] = max(peaks[j], peak)
                 floors.append(floor_seconds(pano, Path(tmp) / "floor.jpg"))
-    print_whole(walls, peaks, statistics.median(floors), args.copies)
+    print_whole(walls, cpus, peaks, statistics.median(floors), args.copies)
     return 0
 
 
-def print_whole(walls: dict[int, list[float]], peaks: dict[int, float], floor: float, copies: int) -> None:
+def print_whole(walls: dict[int, list[float]], cpus: dict[int, list[float]], peaks: dict[int, float], floor: float,
+                copies: int) -> None:
     load = os.getloadavg()[0]
     print(f"floor: decode + encode of one panorama {floor:.2f} s (median); load average now {load:.1f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'-j':>8} {'wall s':>7} {'s/pano':>7} {'x floor':>8} {'x -j 1 throughput':>18} {'peak MB':>8}  runs")
+    print(f"{'-j':>8} {'wall s':>7} {'s/pano':>7} {'x floor':>8} {'x -j 1 throughput':>18} {'peak MB':>8} "
+          f"{'CPU s/pano':>10}  runs")
     one = statistics.median(walls[1]) if 1 in walls else None
     for j, runs in walls.items():
         wall = statistics.median(runs)
         per = wall / copies
         speedup = f"{one / wall:>18.2f}" if one else f"{'-':>18}"
         name = "default" if j == 0 else str(j)
-        print(f"{name:>8} {wall:>7.1f} {per:>7.2f} {per / floor:>8.1f} {speedup} {peaks[j]:>8.0f}  "
+        cpu = statistics.median(cpus[j]) / copies
+        print(f"{name:>8} {wall:>7.1f} {per:>7.2f} {per / floor:>8.1f} {speedup} {peaks[j]:>8.0f} {cpu:>10.2f}  "
               + " ".join(f"{r:.1f}" for r in runs))
     print(f"whole-process wall time of 'pii-blur DIR OUT' on {copies} copies, model loading included; "
-          "x floor = seconds per panorama / floor (issue 12: at most 12); peak MB = largest process (one worker)")
+          "x floor = seconds per panorama / floor (issue 12: at most 12); peak MB = largest process (one worker); "
+          "CPU s/pano = user + system seconds of all its processes per panorama (less sensitive to a busy machine)")
 
 
 def main() -> int:

@@ -17,6 +17,26 @@ from piiblur.detections import Detections
 
 REGISTRY: dict[str, type] = {}
 
+# On the CPU, every session of a process draws its activations from one shared onnxruntime arena that
+# grows by what is asked (not to the next power of two): without an arena every run maps its
+# activations afresh and faults every page in again; with one arena per session each net keeps its
+# own peak. Shared: about 18% less CPU time and less memory than none (README, "Speed").
+CPU_MEM_ARENA = True
+_shared_arena: bool | None = None  # registered in this process: None = not tried yet
+
+
+def shared_cpu_arena() -> bool:
+    """Register this process's one CPU arena (once); False where onnxruntime cannot."""
+    global _shared_arena
+    if _shared_arena is None:
+        try:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+            _shared_arena = True
+        except (AttributeError, RuntimeError, TypeError, ValueError):  # an onnxruntime without it
+            _shared_arena = False
+    return _shared_arena
+
 
 def register(cls: type) -> type:
     """Add a detector class under its ``name``; a second detector of one name is refused, not swapped in."""
@@ -101,7 +121,10 @@ def make_session(stem: str, options: OnnxRuntimeOptions, path: str | None = None
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_cpu_mem_arena = False  # give tile activations back after each run: bounded memory per worker
+    so.enable_cpu_mem_arena = False  # without the shared arena: give activations back after each run
+    if CPU_MEM_ARENA and not wants_cuda and shared_cpu_arena():
+        so.enable_cpu_mem_arena = True
+        so.add_session_config_entry("session.use_env_allocators", "1")
     session = ort.InferenceSession(filename, so, providers=options.providers_with_options())
     if wants_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
         # onnxruntime falls back to the CPU, quietly, when the CUDA or cuDNN libraries do not load
