@@ -121,6 +121,10 @@ def make_session(stem: str, options: OnnxRuntimeOptions, path: str | None = None
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle pool threads sleep instead of spinning: they would take the core from the worker's own
+    # rendering and from other workers (measured with two threads: 40% less CPU time, less wall time)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.enable_cpu_mem_arena = False  # without the shared arena: give activations back after each run
     if CPU_MEM_ARENA and not wants_cuda and shared_cpu_arena():
         so.enable_cpu_mem_arena = True
