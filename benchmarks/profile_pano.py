@@ -36,7 +36,9 @@ class Profile:
         self.stack: list[list[float]] = []
 
     def wrap(self, owner: Any, attr: str, stage: str | Callable[..., str]) -> None:
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:  # another version of pii-blur, without this function
+            return
         name_of = stage if callable(stage) else (lambda *args, **kwargs: stage)
 
         @functools.wraps(original)
@@ -69,6 +71,7 @@ def instrument(profile: Profile) -> None:
 
     profile.wrap(sphere_geometry, "remap", "render views (remap)")
     profile.wrap(sphere_geometry, "_unturned_maps", "view maps")
+    profile.wrap(sphere_geometry, "_view_maps", "view maps")  # before RingRenderer
     profile.wrap(base.OnnxDetector, "run", "net input blobs")
     profile.wrap(base, "pad_to_multiple", "net input blobs")
     profile.wrap(ort.InferenceSession, "run", net_name)
