@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_blur(args: argparse.Namespace) -> int:
     from piiblur import report as reporting
     from piiblur.batch import plan, run
-    from piiblur.engines.local import default_workers
+    from piiblur.engines.sizing import default_workers
 
     try:
         jobs, passed = plan(args.input, args.output)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from piiblur.batch import Passed, output_folder, plan, run
-from piiblur.engines.local import default_workers
+from piiblur.engines.sizing import default_workers
 from piiblur.engines.worker_setup import keep_freed_memory as _keep_freed_memory
 from piiblur.engines.worker_setup import set_worker_threads
 from piiblur.errors import UsageError, WorkerStartError

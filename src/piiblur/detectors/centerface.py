@@ -21,9 +21,8 @@ class CenterFace(OnnxDetector):
     class_name: ClassVar[str] = "face"
     tile: ClassVar[int] = 1536
 
-    def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
-        h, w = rgb.shape[:2]
-        heatmap, scale, offset, _landmarks = self.run(rgb)
+    def decode(self, outputs: list[np.ndarray], w: int, h: int, threshold: float) -> Detections:
+        heatmap, scale, offset, _landmarks = outputs
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if rows.size == 0:
             return Detections.empty()

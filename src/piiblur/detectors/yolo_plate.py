@@ -21,10 +21,11 @@ class YoloPlate(OnnxDetector):
     class_name: ClassVar[str] = "plate"
     tile: ClassVar[int] = 1536
 
-    def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
-        h, w = rgb.shape[:2]
-        (out,) = self.run(rgb, pad_value=114, scale=1 / 255.0)
-        pred = out[0]
+    pad_value: ClassVar[int] = 114
+    scale: ClassVar[float] = 1 / 255.0
+
+    def decode(self, outputs: list[np.ndarray], w: int, h: int, threshold: float) -> Detections:
+        pred = outputs[0][0]
         keep = pred[4] > threshold
         if not keep.any():
             return Detections.empty()

@@ -4,8 +4,8 @@ Each worker process loads the detectors once and is handed one job at a time.
 A worker that dies (killed for memory, a signal) is replaced, and only the
 image it was on fails. On Ctrl-C the workers are stopped within seconds and
 the results they had already sent are still yielded. ``workers`` processes
-(default one per core) share the cores: each gets ``cores // workers``
-onnxruntime and OpenCV threads.
+(default one per core, as many as the memory holds: ``sizing``) share the
+cores: each gets ``cores // workers`` onnxruntime and OpenCV threads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from piiblur.engines.sizing import threads_per_worker
 from piiblur.engines.worker_setup import set_worker_threads
 from piiblur.errors import WorkerStartError
 from piiblur.job import Job, Outcome, process_job
@@ -89,10 +90,6 @@ def _init_here(settings: Settings) -> None:
 
 
 # parent side ----------------------------------------------------------------
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
 def results(jobs: list[Job], settings: Settings, dry_run: bool, workers: int, memory: int | None,
             address: str | None = None) -> Iterator[Outcome]:
     """Each job's outcome as it finishes. With one worker and no memory limit, in this process."""
@@ -100,7 +97,7 @@ def results(jobs: list[Job], settings: Settings, dry_run: bool, workers: int, me
         return
     workers = max(1, min(workers, len(jobs)))
     if settings.threads == 0:
-        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        settings = replace(settings, threads=threads_per_worker(workers))
     if workers == 1 and memory is None:  # in this process: no worker to start
         _init_here(settings)
         for job in jobs:

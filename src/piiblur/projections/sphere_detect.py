@@ -6,32 +6,68 @@ A doubtful find (under its class's threshold) is kept only when a closer look ag
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
 
 import numpy as np
 
 from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import Detector
 from piiblur.projections.camera import View, angles, directions, view_of
-from piiblur.projections.sphere_geometry import Equirect, render, unwrapped
+from piiblur.projections.sphere_geometry import Equirect, RingRenderer, render, unwrapped
 from piiblur.projections.view_sets import views_for
 
 OUTLINE_STEPS = 6  # points per box side when a box is projected back to the panorama
 
 
+# Views of one ring (one shape) given to a net in one run. 1: one view per run, the default on the
+# CPU, where batching was measured no faster (README, "Speed"); more: one batch per ring, in chunks
+# of this many views (a GPU's way). Either finds the same (tests/test_batched_views.py).
+BATCH_VIEWS = max(1, int(os.environ.get("PIIBLUR_BATCH_VIEWS", "1")))
+
+
 def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thresholds: dict[str, float],
-                  view_set: str = "standard") -> Detections:
-    """Detect in every view of the set and map each box back to the panorama."""
+                  view_set: str = "standard", batch: int | None = None) -> Detections:
+    """Detect in every view of the set and map each box back to the panorama.
+
+    Each ring's maps are computed once (``RingRenderer``); a view searched for both classes is
+    rendered once for both nets; ``batch`` views of a ring go through a net in one run."""
+    renderer = RingRenderer(rgb, geo)
     found: list[Detections] = []
-    for view, classes in views_for(geo, view_set):
+    for group, classes in _groups(views_for(geo, view_set), batch or BATCH_VIEWS):
         wanted = [d for d in detectors if d.class_name in classes]
         if not wanted:
             continue
-        picture = render(rgb, geo, view)
+        pictures = [renderer.render(view) for view in group]
         # a view is one detector input: it is already at the right scale, so no tile pyramid
-        dets = Detections.merge(d.detect(picture, thresholds[d.class_name]) for d in wanted)
-        if len(dets):
-            found.append(to_sphere(dets, view, geo))
+        per_net = [_detect_many(d, pictures, thresholds[d.class_name]) for d in wanted]
+        for view, in_view in zip(group, zip(*per_net, strict=True), strict=True):
+            dets = Detections.merge(in_view)
+            if len(dets):
+                found.append(to_sphere(dets, view, geo))
     return deduplicate_on_sphere(Detections.merge(found))
+
+
+def _groups(views: list[tuple[View, tuple[str, ...]]], batch: int) -> Iterator[tuple[list[View], tuple[str, ...]]]:
+    """Consecutive views of one shape and one set of classes, at most ``batch`` at a time, in order."""
+    group: list[View] = []
+    classes: tuple[str, ...] = ()
+    for view, wanted in views:
+        if group and (len(group) >= batch or wanted != classes
+                      or (view.width, view.height) != (group[0].width, group[0].height)):
+            yield group, classes
+            group = []
+        group.append(view)
+        classes = wanted
+    if group:
+        yield group, classes
+
+
+def _detect_many(detector: Detector, pictures: list[np.ndarray], threshold: float) -> list[Detections]:
+    many = getattr(detector, "detect_many", None)
+    if many is None or len(pictures) == 1:
+        return [detector.detect(picture, threshold) for picture in pictures]
+    return many(pictures, threshold)
 
 
 CONFIRM_ZOOM = 2.0  # a doubtful face is looked at again at twice the panorama's density

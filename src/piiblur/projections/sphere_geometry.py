@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -67,22 +68,52 @@ MAP_STEP = 8  # view-to-panorama maps are computed on a grid this coarse and int
 
 
 def render(pixels: np.ndarray, geo: Equirect, view: View, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """The view's picture, sampled from the panorama (across the seam when the panorama wraps)."""
-    x, y = _view_maps(geo, view)
+    """The view's picture, sampled from the panorama (across the seam when the panorama wraps).
+
+    For a one-off view (a closer look, a blur): its maps are not kept, so that the searched rings'
+    maps stay cached (``RingRenderer``)."""
+    x, y = _turned(_unturned_maps(geo, view, _ring_maps.__wrapped__), geo, view)
     return remap(pixels, x, y, geo, interpolation)
 
 
-def _view_maps(geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
+class RingRenderer:
+    """Renders the views of one panorama in turn, computing each ring's maps once.
+
+    The views of a ring differ only by a turn in yaw: one full-resolution map serves them all,
+    shifted (the same arithmetic as ``render``, so the same pictures). The rings' coarse maps are
+    cached across panoramas of one size (``_ring_maps``)."""
+
+    def __init__(self, pixels: np.ndarray, geo: Equirect) -> None:
+        self.pixels, self.geo = pixels, geo
+        self._key: tuple[float, int, int, float, float] | None = None
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
+
+    def render(self, view: View) -> np.ndarray:
+        key = (view.pitch, view.width, view.height, view.focal, view.roll)
+        if key != self._key or self._maps is None:
+            self._maps = _unturned_maps(self.geo, view, _ring_maps)
+            self._key = key
+        x, y = _turned(self._maps, self.geo, view)
+        return remap(self.pixels, x, y, self.geo, cv2.INTER_LINEAR)
+
+
+def _turned(maps: tuple[np.ndarray, np.ndarray], geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
     """Panorama pixel coordinates of every view pixel (x continuous across the seam)."""
-    coarse_x, coarse_y, step = _ring_maps(geo, view.pitch, view.width, view.height, view.focal, view.roll)
     shift = np.float32(view.yaw / 360.0 * geo.full_width)  # every view of a ring is the same map, turned
+    return maps[0] + shift, maps[1]
+
+
+def _unturned_maps(geo: Equirect, view: View, ring_maps: Callable[..., tuple[np.ndarray, np.ndarray, int]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The full-resolution maps of the view turned to yaw 0 (``ring_maps``: cached or not)."""
+    coarse_x, coarse_y, step = ring_maps(geo, view.pitch, view.width, view.height, view.focal, view.roll)
     if step == 1:
-        return coarse_x[: view.height, : view.width] + shift, coarse_y[: view.height, : view.width]
+        return coarse_x[: view.height, : view.width], coarse_y[: view.height, : view.width]
     u = (np.arange(view.width, dtype=np.float32) / step)[None, :].repeat(view.height, 0)
     v = (np.arange(view.height, dtype=np.float32) / step)[:, None].repeat(view.width, 1)
     x = cv2.remap(coarse_x, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     y = cv2.remap(coarse_y, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return x + shift, y
+    return x, y
 
 
 @functools.lru_cache(maxsize=32)
