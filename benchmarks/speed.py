@@ -49,8 +49,8 @@ ONE_RUN = """
 import json, resource, sys, time
 from pathlib import Path
 from piiblur.pipeline import Blurrer, Settings
-from piiblur import runner
-runner._keep_freed_memory()  # as every pii-blur worker does
+from piiblur.engines.worker_setup import keep_freed_memory
+keep_freed_memory()  # as every pii-blur worker does
 start = time.perf_counter()
 blurrer = Blurrer(Settings(precision=sys.argv[3], projection=sys.argv[4]))
 load = time.perf_counter() - start

@@ -50,8 +50,8 @@ PANORAMAS = [
 def child(engine: str, workers: int, threads: int, src: Path, out: Path, device: str = "auto") -> dict:
     """One configuration, in this (fresh) process."""
     from piiblur import sphere
+    from piiblur.batch import plan, run
     from piiblur.pipeline import Blurrer, Settings
-    from piiblur.runner import plan, run
 
     views = [0.0]
     render = sphere.render

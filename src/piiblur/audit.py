@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from piiblur import __version__, sphere
+from piiblur import __version__
 from piiblur.classes import DEFAULT_THRESHOLDS
 from piiblur.contact_sheet import grid
 from piiblur.detections import CLASSES, Detections, box_overlap
@@ -65,6 +65,7 @@ from piiblur.formats import IMAGE_EXTENSIONS, ImageError, SourceImage, read_imag
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import TO_UPRIGHT
 from piiblur.pipeline import Blurrer, Settings
+from piiblur.projections import sphere_detect, sphere_geometry
 from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE
 from piiblur.projections.planar import detect_planar
 from piiblur.storage import read_bytes, write_atomic
@@ -223,14 +224,15 @@ class Auditor:
             entry.status = "flagged"
         return entry
 
-    def _search(self, entry: FileAudit, where: str, rgb: np.ndarray, geo: sphere.Equirect | None) -> None:
+    def _search(self, entry: FileAudit, where: str, rgb: np.ndarray, geo: sphere_geometry.Equirect | None) -> None:
         entry.searched.append(where)
         if geo is not None:
             # as the pipeline searches a panorama (views searched down to a share of the threshold, doubtful
             # finds looked at again), but from the audit's lower thresholds, and confirmed at blurring's
             search = {name: value * PANORAMA_THRESHOLD_SHARE for name, value in self.settings.thresholds.items()}
-            seen = sphere.detect_sphere(rgb, geo, self.blurrer.detectors, search, self.settings.views).above(search)
-            found = sphere.confirm(rgb, geo, seen, self.blurrer.detectors, self.sure)
+            seen = sphere_detect.detect_sphere(rgb, geo, self.blurrer.detectors, search, self.settings.views)
+            seen = seen.above(search)
+            found = sphere_detect.confirm(rgb, geo, seen, self.blurrer.detectors, self.sure)
             entry.unconfirmed += len(seen) - len(found)
         else:
             found = self.blurrer.detect(rgb)

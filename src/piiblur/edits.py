@@ -44,11 +44,11 @@ import cv2
 import numpy as np
 
 from piiblur import blur as blurring
-from piiblur import sphere
 from piiblur.detections import CLASSES, Detections, class_id
 from piiblur.formats import ImageError, SourceImage, encode_image, read_image_bytes
 from piiblur.orientation import upright_to_stored
 from piiblur.pipeline import Settings
+from piiblur.projections import camera, gpano, sphere_blur, sphere_detect, sphere_geometry
 from piiblur.storage import check_write, read_bytes, write_atomic
 
 EDITS_VERSION = 1
@@ -146,7 +146,7 @@ def save_edits(path: Path, edits: dict[str, ImageEdits], extra: dict[str, Any] |
 
 
 # -- geometry -------------------------------------------------------------------------------------
-def _records_to_detections(records: list[dict[str, Any]], geo: sphere.Equirect | None) -> Detections:
+def _records_to_detections(records: list[dict[str, Any]], geo: sphere_geometry.Equirect | None) -> Detections:
     """Records (upright pixels; on a panorama with or without their place) as Detections."""
     if not records:
         return Detections.empty()
@@ -157,7 +157,7 @@ def _records_to_detections(records: list[dict[str, Any]], geo: sphere.Equirect |
     return Detections.merge(_on_sphere(r, geo) for r in records)
 
 
-def _on_sphere(record: dict[str, Any], geo: sphere.Equirect) -> Detections:
+def _on_sphere(record: dict[str, Any], geo: sphere_geometry.Equirect) -> Detections:
     """A record on the sphere: from its place when it has one, else from its box in panorama pixels (x may
     run past either edge)."""
     place = record.get("sphere")
@@ -172,16 +172,17 @@ def _on_sphere(record: dict[str, Any], geo: sphere.Equirect) -> Detections:
         width = (x2 - x1) / geo.full_width * 360.0 * max(math.cos(math.radians(pitch)), 0.05)
     width, height = min(max(width, 0.2), 150.0), min(max(height, 0.2), 150.0)
     fov = min(170.0, 2.0 * max(width, height) + 2.0)
-    view = sphere.view_of(yaw, pitch, fov, geo.focal)
+    view = camera.view_of(yaw, pitch, fov, geo.focal)
     half_w = geo.focal * math.tan(math.radians(width) / 2)
     half_h = geo.focal * math.tan(math.radians(height) / 2)
     box = np.array([[view.width / 2 - half_w, view.height / 2 - half_h, view.width / 2 + half_w,
                      view.height / 2 + half_h]], np.float32)
     one = Detections(box, np.array([float(record.get("score", 1.0))]), np.array([class_id(record["class"])]))
-    return sphere.to_sphere(one, view, geo)
+    return sphere_detect.to_sphere(one, view, geo)
 
 
-def footprint(dets: Detections, shape: tuple[int, int], geo: sphere.Equirect | None, strength: float) -> np.ndarray:
+def footprint(dets: Detections, shape: tuple[int, int], geo: sphere_geometry.Equirect | None,
+              strength: float) -> np.ndarray:
     """Boolean (H, W): every pixel the blur of ``dets`` may change (its mask and feather), in stored pixels."""
     mask = np.zeros(shape, bool)
     if not len(dets):
@@ -191,7 +192,7 @@ def footprint(dets: Detections, shape: tuple[int, int], geo: sphere.Equirect | N
             rh, rw = region.alpha.shape
             mask[region.y0 : region.y0 + rh, region.x0 : region.x0 + rw] |= region.alpha > 0
         return mask
-    mask = sphere.protected(dets, geo, strength)
+    mask = sphere_blur.protected(dets, geo, strength)
     # the feather beyond the half-alpha line: at most FEATHER of the shape, grown for the projection
     grow = 2 + math.ceil(float(np.max(np.minimum(dets.widths, dets.heights))) * 0.35)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -217,7 +218,7 @@ def apply_one(source_data: bytes, output_data: bytes, edits: ImageEdits, setting
     output = read_image_bytes(output_data, Path(name), settings.max_pixels)
     if source.pixels.shape != output.pixels.shape or source.format != output.format:
         raise ImageError("the output is not the input's picture (size or format differ); blur the input again")
-    geo = None if source.orientation != 1 else sphere.equirect_for(*source.size, source.data, settings.projection)
+    geo = None if source.orientation != 1 else gpano.equirect_for(*source.size, source.data, settings.projection)
     size, shape = source.size, source.pixels.shape[:2]
     rejected_records = [edits.detections[i] for i in sorted(set(edits.rejected))]
     kept_records = [d for i, d in enumerate(edits.detections) if i not in set(edits.rejected)]
@@ -245,7 +246,7 @@ def apply_one(source_data: bytes, output_data: bytes, edits: ImageEdits, setting
             notes.append(f"{len(rejected)} rejected detection(s): their pixels restored from the input")
     pixels = output.pixels
     if len(fresh):
-        pixels = (sphere.blur(pixels, fresh, geo, settings.strength) if geo is not None
+        pixels = (sphere_blur.blur(pixels, fresh, geo, settings.strength) if geo is not None
                   else blurring.blur(pixels, fresh, settings.strength))
         notes.append(f"{len(fresh)} added box(es) blurred")
     encoded = encode_image(output, pixels)

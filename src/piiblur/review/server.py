@@ -37,10 +37,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image, ImageOps
 
-from piiblur.audit import image_files, sphere
+from piiblur.audit import image_files
 from piiblur.edits import ImageEdits, apply_edits, check_entry, load_edits, revised, save_edits
 from piiblur.formats import IMAGE_EXTENSIONS
 from piiblur.pipeline import Settings
+from piiblur.projections import gpano
 
 HOST = "127.0.0.1"
 PAGE_SIZE_MAX = 500
@@ -181,7 +182,7 @@ def _probe(path: Path, projection: str) -> tuple[int, int, int, str]:
         orientation = int(image.getexif().get(0x0112, 1) or 1)
     with path.open("rb") as handle:
         head = handle.read(1 << 20)
-    geo = None if orientation != 1 else sphere.equirect_for(width, height, head, projection)
+    geo = None if orientation != 1 else gpano.equirect_for(width, height, head, projection)
     return width, height, orientation, "equirectangular" if geo is not None else "planar"
 
 
