@@ -55,15 +55,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from piiblur import __version__
 from piiblur.classes import DEFAULT_THRESHOLDS
 from piiblur.contact_sheet import grid
 from piiblur.detections import CLASSES, Detections, box_overlap
-from piiblur.formats import IMAGE_EXTENSIONS, ImageError, SourceImage, read_image_bytes
+from piiblur.formats import IMAGE_EXTENSIONS, ImageError, read_image_bytes
 from piiblur.formats._embedded import decode, embedded_images
-from piiblur.orientation import TO_UPRIGHT
+from piiblur.orientation import embedded_upright, later_frames_orientation
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections import sphere_detect, sphere_geometry
 from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE
@@ -213,13 +212,13 @@ class Auditor:
         self._search(entry, "picture", image.upright_rgb(), geo)
         for index, frame in enumerate(image.later, start=2):
             frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None
-            self._search(entry, f"frame {index}", frame.upright_rgb(_later_orientation(image)), frame_geo)
+            self._search(entry, f"frame {index}", frame.upright_rgb(later_frames_orientation(image)), frame_geo)
         for item in embedded_images(image):
             picture = decode(item)
             if picture is None:
                 entry.status, entry.reason = "failed", f"{item.where} cannot be decoded, so it was not checked"
                 continue
-            self._search(entry, item.where, _upright(picture, image.orientation), None)
+            self._search(entry, item.where, embedded_upright(picture, image.orientation), None)
         if entry.status != "failed" and entry.findings:
             entry.status = "flagged"
         return entry
@@ -300,19 +299,6 @@ def _one_per_object(found: Detections, period: int = 0) -> np.ndarray:
             keep.append(int(i))
     return np.array(sorted(keep), dtype=np.int64)
 
-
-def _later_orientation(image: SourceImage) -> int:
-    """How later frames are stored: like the first, but upright when the decoder turned them (TIFF)."""
-    return 1 if image.image_upright else image.orientation
-
-
-def _upright(picture: Image.Image, orientation: int) -> np.ndarray:
-    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
-    is stored like the picture it belongs to), as the pipeline searches it."""
-    own = int(picture.getexif().get(0x0112, 1) or 1)
-    turn = own if own in TO_UPRIGHT and own != 1 else orientation
-    rgb = picture.convert("RGB")
-    return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))
 
 
 def image_files(root: Path) -> Iterator[tuple[Path, str]]:
@@ -450,11 +436,11 @@ def _picture(root: Path, finding: Finding) -> np.ndarray:
         return image.upright_rgb()
     if finding.where.startswith("frame "):
         frame = image.later[int(finding.where.split()[1]) - 2]
-        return frame.upright_rgb(_later_orientation(image))
+        return frame.upright_rgb(later_frames_orientation(image))
     for item in embedded_images(image):
         picture = decode(item)
         if item.where == finding.where and picture is not None:
-            return _upright(picture, image.orientation)
+            return embedded_upright(picture, image.orientation)
     raise ImageError(f"{finding.where} of {finding.file} is gone")
 
 

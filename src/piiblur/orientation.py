@@ -8,6 +8,8 @@ flips and quarter turns, so a box stays a box.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from PIL import Image
 
@@ -59,3 +61,24 @@ def upright_to_stored(dets: Detections, orientation: int, stored_size: tuple[int
         return dets
     forward = np.vstack([np.array(_stored_to_upright(orientation, *stored_size), float), [0, 0, 1]])
     return _apply(np.linalg.inv(forward)[:2], dets)
+
+
+class Oriented(Protocol):
+    """What ``later_frames_orientation`` reads of a decoded image (``formats.SourceImage``)."""
+
+    orientation: int
+    image_upright: bool
+
+
+def later_frames_orientation(image: Oriented) -> int:
+    """How an image's later frames are stored: like the first, but upright when the decoder turned them (TIFF)."""
+    return 1 if image.image_upright else image.orientation
+
+
+def embedded_upright(picture: Image.Image, orientation: int) -> np.ndarray:
+    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
+    is stored like the picture it belongs to)."""
+    own = int(picture.getexif().get(0x0112, 1) or 1)
+    turn = own if own in TO_UPRIGHT and own != 1 else orientation
+    rgb = picture.convert("RGB")
+    return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))

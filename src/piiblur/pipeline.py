@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from piiblur import native_stderr
 from piiblur.detections import Detections
@@ -28,7 +27,7 @@ from piiblur.formats import (
 )
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.job import Job, process_job
-from piiblur.orientation import TO_UPRIGHT, upright_to_stored
+from piiblur.orientation import embedded_upright, later_frames_orientation, upright_to_stored
 from piiblur.projections import Projection, projection_for
 from piiblur.projections.equirect import Equirectangular
 from piiblur.projections.planar import PLANAR
@@ -132,7 +131,7 @@ class Blurrer:
         result.detections = founds[0].to_records()
         for index, frame in enumerate(image.later, start=2):
             frame_projection = projection if frame.pixels.shape[:2] == image.pixels.shape[:2] else PLANAR
-            found = self._detect(frame.upright_rgb(_later_orientation(image)), frame_projection)
+            found = self._detect(frame.upright_rgb(later_frames_orientation(image)), frame_projection)
             founds.append(found)
             result.detections.extend({**record, "frame": index} for record in found.to_records())
         return founds
@@ -147,7 +146,7 @@ class Blurrer:
                 continue
             size = (pixels.shape[1], pixels.shape[0])
             frame_projection = projection if pixels.shape[:2] == image.pixels.shape[:2] else PLANAR
-            stored = upright_to_stored(found, _later_orientation(image) if blurred else image.orientation, size)
+            stored = upright_to_stored(found, later_frames_orientation(image) if blurred else image.orientation, size)
             blurred.append(frame_projection.blur(pixels, stored, self.settings.strength))
         return blurred
 
@@ -161,7 +160,7 @@ class Blurrer:
             if picture is None:
                 shown.append(f"{item.where} (it cannot be decoded, so it was not searched)")
                 continue
-            found = self._detect(_upright(picture, image.orientation), PLANAR)
+            found = self._detect(embedded_upright(picture, image.orientation), PLANAR)
             if len(found):
                 shown.append(f"{item.where} ({_summary(found)})")
                 result.detections.extend({**record, "embedded": item.where} for record in found.to_records())
@@ -170,19 +169,6 @@ class Blurrer:
                                 + "; ".join(shown) + "; written again without them")
         return bool(shown)
 
-
-def _later_orientation(image: SourceImage) -> int:
-    """How the later frames are stored: like the first, but upright when the decoder turned them (TIFF)."""
-    return 1 if image.image_upright else image.orientation
-
-
-def _upright(picture: Image.Image, orientation: int) -> np.ndarray:
-    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
-    is stored like the picture it belongs to)."""
-    own = int(picture.getexif().get(0x0112, 1) or 1)
-    turn = own if own in TO_UPRIGHT and own != 1 else orientation
-    rgb = picture.convert("RGB")
-    return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))
 
 
 def _summary(found: Detections) -> str:
