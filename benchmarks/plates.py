@@ -302,9 +302,10 @@ def pano_poses(count: int, poses: int) -> Iterator[tuple[float, list[tuple[int, 
             yield pitch, list(zip(photos[start : start + PER_PANO], yaws, strict=False))
 
 
-def run_panoramas(blurrer: Blurrer, data: Path, poses: int, quick: bool, faces: FaceCheck | None) -> Tally:
+def run_panoramas(blurrer: Blurrer, data: Path, poses: int, quick: bool, faces: FaceCheck | None,
+                  half: str = "all") -> Tally:
     folder = data / "plates_ro_dashcam"
-    labels = flat_labels(folder, quick)
+    labels = flat_labels(folder, quick, half)
     names = list(labels)
     background = cv2.resize(read_image(data / BACKGROUND).upright_rgb(), (PANO_WIDTH, PANO_WIDTH // 2),
                             interpolation=cv2.INTER_AREA)
@@ -494,7 +495,8 @@ def parse() -> argparse.Namespace:
                         help="of the shipped models (a --plate-model file is used as it is)")
     parser.add_argument("--sets", default=",".join(ALL_SETS), help=f"comma-separated, of {', '.join(ALL_SETS)}")
     parser.add_argument("--half", default="all", choices=["all", "dev", "test"],
-                        help="flat sets: a fixed half by file name (dev: for choosing a setting; test: measuring it)")
+                        help="flat sets and the photos of pano: a fixed half by file name (dev: for choosing a "
+                             "setting; test: measuring it)")
     parser.add_argument("--quick", action="store_true", help="a quarter of each flat set and of the photos, 1 pose")
     parser.add_argument("--poses", type=int, default=1, choices=range(1, 5),
                         help="pitches per photo in the panoramas (1-4, default 1)")
@@ -535,11 +537,13 @@ def main() -> int:
             print(table(name, tally, ["all"], FALSE_NOTES[folder.name]), flush=True)
             report[key] = tally
         elif key == "pano":
-            tally = run_panoramas(with_faces, args.data, 1 if args.quick else args.poses, args.quick, face_check)
+            tally = run_panoramas(with_faces, args.data, 1 if args.quick else args.poses, args.quick, face_check,
+                                  args.half)
             rows = ["all", *(f"pitch {p:g}" for p in PITCHES), "seam"]
-            print(table(f"plates_ro_dashcam `valid` projected into {PANO_WIDTH}x{PANO_WIDTH // 2} panoramas", tally,
-                        rows, "Rows: pitch of the photo's centre (negative: looking down); seam: plates the seam "
-                        "cuts. False detections are an upper bound (labels incomplete)."), flush=True)
+            half = "" if args.half == "all" else f", {args.half} half"
+            title = f"plates_ro_dashcam `valid`{half} projected into {PANO_WIDTH}x{PANO_WIDTH // 2} panoramas"
+            print(table(title, tally, rows, "Rows: pitch of the photo's centre (negative: looking down); seam: "
+                        "plates the seam cuts. False detections are an upper bound (labels incomplete)."), flush=True)
             report[key] = tally
         elif key == "pano360":
             print(f"### pano360 (no labels): plate detections; crops (before | after) in {args.out}\n")

@@ -3,8 +3,8 @@ every floating-point tensor becomes ``(1 - alpha) * base + alpha * fine_tuned``.
 
 Fine-tuning on one country's dashcam plates taught the net those plates and made it forget much of what
 the base knew (US and mixed plates fell 21-25 points). Interpolating the two sets of weights keeps most of
-both: the paper finds alpha = 0.5 a robust default without tuning on the target sets, which is what we use,
-so no evaluation set chooses it.
+both. alpha is chosen on the dev halves of the evaluation sets only (``benchmarks/plates.py --half dev``;
+training/README.md), never on the test halves that measure the result.
 
   python training/soup.py --fine-tuned training/checkpoint/last.pt --alpha 0.5 --out training/build/soup.pt
 

@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="start from these weights (.pt) instead of the base, e.g. a soup")
     ap.add_argument("--lr0", type=float, default=HYP["lr0"])
     ap.add_argument("--freeze", type=int, default=HYP["freeze"], help="the first N layers stay as they are")
+    ap.add_argument("--degrees", type=float, default=HYP["degrees"],
+                    help="rotate each training image by up to this many degrees either way (rolled plates)")
     ap.add_argument("--checkpoint-dir", default=None,
                     help="where the compact last.pt and progress go (default training/checkpoint)")
     args = ap.parse_args()
@@ -160,7 +162,7 @@ def main() -> None:
 
     base = Path(args.init) if args.init else fetch()
     budget = args.hours if args.hours is not None else (hours_until(args.until) if args.until else None)
-    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=args.freeze)
+    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=args.freeze, degrees=args.degrees)
     CKPT_DIR.mkdir(exist_ok=True)
     (CKPT_DIR / "train_args.json").write_text(json.dumps(
         {"base": str(base.name), "base_sha256": sha256(base), "data": args.data, "epochs": args.epochs or 6,

@@ -87,20 +87,28 @@ class RingRenderer:
         self.pixels, self.geo = pixels, geo
         self._key: tuple[float, int, int, float, float] | None = None
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
+        self._x = np.empty(0, np.float32)
 
     def render(self, view: View) -> np.ndarray:
         key = (view.pitch, view.width, view.height, view.focal, view.roll)
         if key != self._key or self._maps is None:
-            self._maps = _unturned_maps(self.geo, view, _ring_maps)
+            x, y = _unturned_maps(self.geo, view, _ring_maps)
+            # the ring's y never changes and is clipped once; x is turned into one buffer per ring
+            self._maps = (x, np.clip(y, 0, self.geo.height - 1))
+            self._x = np.empty_like(x)
             self._key = key
-        x, y = _turned(self._maps, self.geo, view)
-        return remap(self.pixels, x, y, self.geo, cv2.INTER_LINEAR)
+        x = np.add(self._maps[0], _shift(self.geo, view), out=self._x)
+        return _remap_prepared(self.pixels, x, self._maps[1], self.geo, cv2.INTER_LINEAR)
+
+
+def _shift(geo: Equirect, view: View) -> np.float32:
+    """Every view of a ring is the same map, turned: this many panorama pixels in x."""
+    return np.float32(view.yaw / 360.0 * geo.full_width)
 
 
 def _turned(maps: tuple[np.ndarray, np.ndarray], geo: Equirect, view: View) -> tuple[np.ndarray, np.ndarray]:
     """Panorama pixel coordinates of every view pixel (x continuous across the seam)."""
-    shift = np.float32(view.yaw / 360.0 * geo.full_width)  # every view of a ring is the same map, turned
-    return maps[0] + shift, maps[1]
+    return maps[0] + _shift(geo, view), maps[1]
 
 
 def _unturned_maps(geo: Equirect, view: View, ring_maps: Callable[..., tuple[np.ndarray, np.ndarray, int]]
@@ -135,14 +143,21 @@ def _ring_maps(geo: Equirect, pitch: float, width: int, height: int, focal: floa
 
 
 def remap(pixels: np.ndarray, x: np.ndarray, y: np.ndarray, geo: Equirect, interpolation: int) -> np.ndarray:
+    """The picture at panorama coordinates ``x``, ``y`` (any range: wrapped or clipped here)."""
+    clipped = np.clip(y, 0, geo.height - 1).astype(np.float32, copy=False)
+    return _remap_prepared(pixels, np.array(x, np.float32), clipped, geo, interpolation)
+
+
+def _remap_prepared(pixels: np.ndarray, x: np.ndarray, y: np.ndarray, geo: Equirect, interpolation: int) -> np.ndarray:
+    """``remap`` for float32 maps that are the caller's to change (``x`` is wrapped in place) and a
+    ``y`` already clipped to the image."""
     if geo.wraps:
-        x = np.mod(x, geo.width)
-    y = np.clip(y, 0, geo.height - 1)
+        np.mod(x, geo.width, out=x)  # int16 inside remap: keep x within the image, even for 16K+ panoramas
     if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] > 4:
         raise ValueError("at most 4 channels")
     work = pixels if pixels.dtype in (np.uint8, np.uint16, np.float32) else pixels.astype(np.float32)
     border = cv2.BORDER_WRAP if geo.wraps else cv2.BORDER_CONSTANT
-    out = cv2.remap(work, x.astype(np.float32), y.astype(np.float32), interpolation, borderMode=border)
+    out = cv2.remap(work, x, y, interpolation, borderMode=border)
     return out.astype(pixels.dtype, copy=False)
 
 
