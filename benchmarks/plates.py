@@ -502,6 +502,8 @@ def parse() -> argparse.Namespace:
                         help="pitches per photo in the panoramas (1-4, default 1)")
     parser.add_argument("--faces", action="store_true", help="detect faces in pano and pano360 too (slower)")
     parser.add_argument("--misses", action="store_true", help="list every plate the blur leaves uncovered")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="the plate threshold (default: the shipped one, classes.CLASS_TABLE)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/pii-blur-plates"), help="pano360 crops go here")
     args = parser.parse_args()
@@ -520,8 +522,10 @@ def main() -> int:
     model = str(args.plate_model) if args.plate_model else model_path(
         "plate_yolov8n_street_int8.onnx" if args.precision == "int8" else "plate_yolov8n_street.onnx")
     base = Settings(classes=("plate",), precision=args.precision, threads=args.threads,
-                    model_files={"plate": model} if args.plate_model else {})
-    print(f"plate model {model}; face model at {args.precision}; data {args.data.resolve()}")
+                    model_files={"plate": model} if args.plate_model else {},
+                    thresholds={} if args.threshold is None else {"plate": args.threshold})
+    print(f"plate model {model} at threshold {base.thresholds['plate']}; face model at {args.precision}; "
+          f"data {args.data.resolve()}")
     print("Evaluation data only, nothing here is training data: plates_ro_dashcam `valid` (its `train` split is "
           "never read), plates_openimages, plates_openalpr_us/eu, pano360, faces_dlib.\n")
     plates = Blurrer(base)
