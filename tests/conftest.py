@@ -7,7 +7,7 @@ from PIL import Image
 
 # modules whose tests mostly run the whole command (which loads the nets), start servers or load models
 SLOW_MODULES = {"test_cli", "test_fail_closed_batch", "test_fail_closed_paths", "test_storage", "test_ray",
-                "test_model_files", "test_plate_band"}
+                "test_model_files", "test_plate_band", "test_turned_plates"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

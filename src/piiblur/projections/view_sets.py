@@ -22,6 +22,7 @@ class Ring:
     density: float = 1.0  # pixels per degree, as a share of the panorama's at the equator
     classes: tuple[str, ...] = CLASSES
     yaw_offset: float = 0.0
+    roll: float = 0.0  # degrees every view's camera is turned about its axis (what it sees turns the other way)
 
 
 def band_ring(top: float, bottom: float, count: int, overlap: float, density: float = 2.0,
@@ -46,6 +47,11 @@ def band_ring(top: float, bottom: float, count: int, overlap: float, density: fl
 # that: they are looked for again in a band just around and under the horizon (figures: README).
 PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
 
+# A plate seen from above and from the side is turned in an upright view, and the plate net, trained on
+# level plates, misses most of those turned by 20 degrees or more: the ring looking 45 degrees down is
+# searched for plates again turned 20 degrees each way (training/README.md, "roll"; figures: README).
+TURNED_PLATES = tuple(Ring(-45, 8, 55, yaw_offset=22.5, roll=roll, classes=("plate",)) for roll in (20.0, -20.0))
+
 # Views 55-64 degrees wide overlapping by 8 or more, at the panorama's density; rings at 75 degrees show
 # a face near a pole upright in one of their views; coarse views catch what is too big for the overlap.
 # Chosen on benchmarks/panorama.py: the README gives the figures.
@@ -60,7 +66,7 @@ _STANDARD_NOBAND = (
     Ring(-90, 1, 100, density=0.25),
 )
 VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
-    Views.STANDARD: (*_STANDARD_NOBAND, PLATE_BAND),
+    Views.STANDARD: (*_STANDARD_NOBAND, PLATE_BAND, *TURNED_PLATES),
     Views.FAST: (  # above the horizon ring only the coarse views: for surveys where nobody is above the camera
         Ring(0, 8, 55, fov_v=64),
         Ring(-45, 8, 55, yaw_offset=22.5),
@@ -79,6 +85,7 @@ def views_for(geo: Equirect, view_set: str = Views.STANDARD) -> list[tuple[View,
         for i in range(ring.count):
             yaw = (ring.yaw_offset + i * 360.0 / ring.count + 180) % 360 - 180
             if geo.covers(yaw, ring.pitch, ring.fov / 2):
-                view = view_of(yaw, ring.pitch, ring.fov, geo.focal * ring.density, fov_v=ring.fov_v)
+                view = view_of(yaw, ring.pitch, ring.fov, geo.focal * ring.density, roll=ring.roll,
+                               fov_v=ring.fov_v)
                 chosen.append((view, ring.classes))
     return chosen

@@ -1,0 +1,68 @@
+"""Plates seen from above and from the side are turned in an upright view: the ring looking 45 degrees down
+is searched for plates again in views turned 20 degrees each way."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import EXAMPLE, PLATE_BOX
+from PIL import Image
+
+from piiblur import sphere
+from piiblur import synthetic as syn
+from piiblur.pipeline import Blurrer, Settings
+from piiblur.projections.view_sets import TURNED_PLATES
+
+
+def test_the_standard_views_look_down_for_plates_turned_both_ways():
+    geo = sphere.Equirect(4000, 2000, 4000, 2000)
+    views = sphere.views_for(geo, "standard")
+    level = sorted(v.yaw for v, classes in views if v.pitch == -45 and v.roll == 0 and "plate" in classes)
+    assert len(level) == 8
+    for roll in (20.0, -20.0):
+        turned = [(v, classes) for v, classes in views if v.pitch == -45 and v.roll == roll]
+        assert {classes for _, classes in turned} == {("plate",)}  # faces are not looked for again
+        assert sorted(v.yaw for v, _ in turned) == level and all(v.focal == geo.focal for v, _ in turned)
+    assert {r.roll for r in TURNED_PLATES} == {20.0, -20.0}
+    # the fast set and the set without the band stay as they were
+    for other in ("fast", "standard-noband"):
+        assert all(v.roll == 0 for v, _ in sphere.views_for(geo, other))
+
+
+def test_a_turned_view_shows_the_level_view_turned_the_other_way():
+    rng = np.random.default_rng(0)
+    pano = cv2.resize(rng.integers(0, 255, (250, 500, 3), dtype=np.uint8), (2000, 1000), interpolation=cv2.INTER_CUBIC)
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    level = sphere.render(pano, geo, sphere.view_of(30, -45, 55, geo.focal))
+    turned = sphere.render(pano, geo, sphere.view_of(30, -45, 55, geo.focal, roll=20))
+    h, w = level.shape[:2]
+    middle = slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4)
+
+    def difference(angle: float) -> float:
+        rotated = cv2.warpAffine(level, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+        return float(np.abs(rotated[middle].astype(int) - turned[middle].astype(int)).mean())
+
+    # a camera turned by +20 degrees sees the picture turned 20 degrees clockwise (OpenCV's angle -20)
+    assert difference(-20) < 0.25 * min(difference(20), difference(0))
+
+
+@pytest.mark.parametrize("turn", [45.0, -35.0])
+def test_a_turned_plate_seen_from_above_is_found_with_the_turned_views_and_not_without(turn: float):
+    portrait = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    x1, y1, x2, y2 = PLATE_BOX
+    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), float(x2 - x1), 2.0 * (y2 - y1))
+    h, w = crop.pixels.shape[:2]
+    centre = ((crop.box[0] + crop.box[2]) / 2, (crop.box[1] + crop.box[3]) / 2)
+    rotation = cv2.getRotationMatrix2D(centre, turn, 1.0)
+    turned = syn.Crop(cv2.warpAffine(crop.pixels, rotation, (w, h), borderMode=cv2.BORDER_REFLECT), crop.box)
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    pano = np.full((geo.height, geo.width, 3), 110, np.uint8)
+    syn.place(pano, geo, turned, 40.0, -40.0, 20)  # 40 degrees down, 20 px tall at the panorama's density
+
+    level_only = Blurrer(Settings(classes=("plate",), threads=2, views="standard-noband")).detect(pano, geo)
+    assert len(level_only) == 0
+    found = Blurrer(Settings(classes=("plate",), threads=2, views="standard")).detect(pano, geo)
+    assert len(found) >= 1
+    for yaw, pitch, _, _ in found.places:
+        assert float(yaw) == pytest.approx(40.0, abs=2.0) and float(pitch) == pytest.approx(-40.0, abs=2.0)
