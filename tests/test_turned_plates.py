@@ -1,5 +1,5 @@
-"""Plates seen from above and from the side are turned in an upright view: the ring looking 45 degrees down
-is searched for plates again in views turned 20 degrees each way."""
+"""Plates seen from above and from the side are turned in an upright view: 17.5 to 57.5 degrees down they
+are looked for again in views turned 20 degrees each way."""
 
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ def test_the_standard_views_look_down_for_plates_turned_both_ways():
     level = sorted(v.yaw for v, classes in views if v.pitch == -45 and v.roll == 0 and "plate" in classes)
     assert len(level) == 8
     for roll in (20.0, -20.0):
-        turned = [(v, classes) for v, classes in views if v.pitch == -45 and v.roll == roll]
+        turned = [(v, classes) for v, classes in views if v.roll == roll]
         assert {classes for _, classes in turned} == {("plate",)}  # faces are not looked for again
         assert sorted(v.yaw for v, _ in turned) == level and all(v.focal == geo.focal for v, _ in turned)
+        # from 17.5 to 57.5 degrees down: under the horizon ring, where the cars beside the camera are
+        for v, _ in turned:
+            edges = v.rays(np.array([v.width / 2, v.width / 2]), np.array([0.0, float(v.height)]))
+            top, bottom = sphere.angles(edges)[1]
+            assert float(top) == pytest.approx(-17.5, abs=4) and float(bottom) == pytest.approx(-57.5, abs=4)
     assert {r.roll for r in TURNED_PLATES} == {20.0, -20.0}
     # the fast set and the set without the band stay as they were
     for other in ("fast", "standard-noband"):
