@@ -69,7 +69,7 @@ def instrument(profile: Profile) -> None:
     from piiblur.detectors import base, centerface, yolo_plate
     from piiblur.projections import sphere_blur, sphere_detect, sphere_geometry
 
-    profile.wrap(sphere_geometry, "remap", "render views (remap)")  # one-off views: closer looks, the blur
+    profile.wrap(sphere_geometry, "render", "render views (remap)")  # one-off views: the closer looks
     profile.wrap(sphere_geometry.RingRenderer, "render", "render views (remap)")  # the searched rings
     profile.wrap(sphere_geometry, "_unturned_maps", "view maps")
     profile.wrap(sphere_geometry, "_view_maps", "view maps")  # before RingRenderer

@@ -72,8 +72,8 @@ def render(pixels: np.ndarray, geo: Equirect, view: View, interpolation: int = c
 
     For a one-off view (a closer look, a blur): its maps are not kept, so that the searched rings'
     maps stay cached (``RingRenderer``)."""
-    x, y = _turned(_unturned_maps(geo, view, _ring_maps.__wrapped__), geo, view)
-    return remap(pixels, x, y, geo, interpolation)
+    x, y = _turned(_unturned_maps(geo, view, _ring_maps.__wrapped__), geo, view)  # x: a new array, ours
+    return _remap_prepared(pixels, x, np.clip(y, 0, geo.height - 1), geo, interpolation)
 
 
 class RingRenderer:
