@@ -30,9 +30,9 @@ def test_the_standard_views_look_down_for_plates_turned_both_ways():
             top, bottom = sphere.angles(edges)[1]
             assert float(top) == pytest.approx(-17.5, abs=4) and float(bottom) == pytest.approx(-57.5, abs=4)
     assert {r.roll for r in TURNED_PLATES} == {20.0, -20.0}
-    # the fast set and the set without the band stay as they were
-    for other in ("fast", "standard-noband"):
-        assert all(v.roll == 0 for v, _ in sphere.views_for(geo, other))
+    # the fast set keeps them (they look below the horizon); the set without the band has neither
+    assert sum(v.roll != 0 for v, _ in sphere.views_for(geo, "fast")) == 16
+    assert all(v.roll == 0 for v, _ in sphere.views_for(geo, "standard-noband"))
 
 
 def test_a_turned_view_shows_the_level_view_turned_the_other_way():

@@ -75,6 +75,7 @@ VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
         Ring(-75, 5, 60, yaw_offset=36),
         Ring(0, 4, 100, density=0.25),
         Ring(90, 1, 100, density=0.25),
+        *TURNED_PLATES,  # below the horizon: dev half of the projected panoramas 217 -> 222 of 228 plates
     ),
     Views.STANDARD_NOBAND: _STANDARD_NOBAND,  # for comparison, and for the least time
 }
