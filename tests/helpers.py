@@ -25,3 +25,10 @@ def detail(pixels: np.ndarray, box: tuple[int, int, int, int]) -> float:
     crop = np.asarray(pixels)[y1:y2, x1:x2].astype(np.float32)
     grey = crop.mean(axis=2) if crop.ndim == 3 else crop
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def sky_and_ground(height: int, width: int) -> np.ndarray:
+    """A plain panorama background: sky blue at the top fading to grass green at the bottom (uint8 RGB)."""
+    ys = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    return np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
+                           (height, width, 3)).astype(np.uint8).copy()

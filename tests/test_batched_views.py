@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import FACE_BOX, PLATE_BOX
+from helpers import FACE_BOX, PLATE_BOX, sky_and_ground
 
 from piiblur import sphere
 from piiblur import synthetic as syn
@@ -62,9 +62,7 @@ def faces_and_plates_pano(portrait: np.ndarray) -> tuple[np.ndarray, sphere.Equi
     """A 2000x1000 panorama with the example's face at the horizon, across the seam, 45 degrees down and near
     the zenith, and its plate under the horizon."""
     geo = sphere.Equirect(2000, 1000, 2000, 1000)
-    ys = np.linspace(0, 1, geo.height, dtype=np.float32)[:, None, None]
-    pano = np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
-                           (geo.height, geo.width, 3)).astype(np.uint8).copy()
+    pano = sky_and_ground(geo.height, geo.width)
     x1, y1, x2, y2 = FACE_BOX
     face = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), 0.4 * (x2 - x1), 0.4 * (y2 - y1))
     for yaw, pitch, size in ((20.0, 0.0, 48), (179.0, 5.0, 40), (-100.0, -45.0, 56), (60.0, 70.0, 64)):

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import FACE_BOX, detail
+from helpers import FACE_BOX, detail, sky_and_ground
 from PIL import Image
 
 from piiblur import sphere
@@ -172,9 +172,7 @@ def test_a_huge_full_size_without_a_crop_is_the_whole_sphere_at_the_images_scale
 def _panorama_with_a_face(portrait: np.ndarray, width: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """A sky-to-ground 2:1 panorama with the example's face at the horizon; and the face's footprint."""
     geo = sphere.Equirect(width, width // 2, width, width // 2)
-    ys = np.linspace(0, 1, geo.height, dtype=np.float32)[:, None, None]
-    pano = np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
-                           (geo.height, geo.width, 3)).astype(np.uint8).copy()
+    pano = sky_and_ground(geo.height, geo.width)
     x1, y1, x2, y2 = FACE_BOX
     crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), 0.4 * (x2 - x1), 0.4 * (y2 - y1))
     placed = syn.place(pano, geo, crop, 30.0, 0.0, 64)

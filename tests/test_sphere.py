@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import FACE_BOX
+from helpers import FACE_BOX, sky_and_ground
 
 from piiblur import sphere
 from piiblur import synthetic as syn
@@ -259,9 +259,7 @@ def test_synthetic_footprint_follows_the_projection():
 @pytest.mark.parametrize("pitch", [70.0, -70.0])
 def test_a_real_face_near_a_pole_is_found_and_blurred(blurrer, portrait: np.ndarray, pitch: float):
     geo = sphere.Equirect(2000, 1000, 2000, 1000)
-    ys = np.linspace(0, 1, geo.height, dtype=np.float32)[:, None, None]
-    pano = np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
-                           (geo.height, geo.width, 3)).astype(np.uint8).copy()
+    pano = sky_and_ground(geo.height, geo.width)
     x1, y1, x2, y2 = FACE_BOX
     crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), 0.4 * (x2 - x1), 0.4 * (y2 - y1))
     placed = syn.place(pano, geo, crop, 60.0, pitch, 64)
