@@ -149,6 +149,14 @@ def calibration_inputs(frames: list[Frame], rng: np.random.Generator, plates: in
     return inputs, used
 
 
+def dataset_inputs(dataset: Path, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` images drawn from a built training dataset's ``train`` split (synthetic plates of every
+    style, real ro crops, lettering negatives): never an evaluation image (training/README.md)."""
+    files = sorted((dataset / "images" / "train").iterdir())
+    pick = sorted(rng.choice(len(files), min(count, len(files)), replace=False))
+    return [pad(load_rgb(files[i])) for i in pick]
+
+
 def check(fp32: Path, int8: Path, frames: list[Frame]) -> None:
     """fp32 against int8 through the library's plate detector on whole frames: per frame the best score
     of each, and over all, the IoU and score change of every fp32 plate's best int8 match."""
@@ -209,6 +217,9 @@ def main() -> None:
     parser.add_argument("--upscaled", type=int, default=32, help="320 px crops holding a plate, seen at 2x")
     parser.add_argument("--empty", type=int, default=48, help="640 px crops with no labelled plate")
     parser.add_argument("--whole", type=int, default=16, help="whole frames")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="also calibrate on images of this built training dataset's train split (training/build/dataset)")
+    parser.add_argument("--dataset-count", type=int, default=96, help="how many of its images (seeded draw)")
     parser.add_argument("--chunk", type=int, default=16, help="inputs calibrated at a time (bounds memory)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", type=int, default=0, help="compare with fp32 on this many unused train frames")
@@ -217,6 +228,8 @@ def main() -> None:
     frames = train_frames(args.data)
     rng = np.random.default_rng(args.seed)
     inputs, used = calibration_inputs(frames, rng, args.plates, args.upscaled, args.empty, args.whole)
+    if args.dataset is not None:
+        inputs += dataset_inputs(args.dataset, args.dataset_count, rng)
     chunk = args.chunk if args.chunk and len(inputs) % args.chunk == 0 else 0
     print(f"{len(inputs)} calibration inputs from {len(used)} of {len(frames)} ro train frames; "
           f"method {args.method}, float head {args.float_head}" + ("" if chunk else ", in one pass"))
