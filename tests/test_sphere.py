@@ -11,6 +11,7 @@ from helpers import FACE_BOX, sky_and_ground
 from piiblur import sphere
 from piiblur import synthetic as syn
 from piiblur.detections import Detections
+from piiblur.projections import sphere_detect
 
 
 def _gpano(**tags: object) -> bytes:
@@ -189,6 +190,30 @@ def test_the_same_object_seen_in_two_views_is_kept_once(yaw: float, pitch: float
     assert len(merged) == 2
     yaws = sorted(float((p + 180) % 360 - 180) for p in merged.places[:, 0])
     assert any(abs((y - yaw + 180) % 360 - 180) < 1 for y in yaws)
+
+
+def test_a_find_cut_by_its_view_edge_gives_way_to_the_whole_object_seen_in_another_view():
+    """A plate cut by one view's right edge, found there with a higher score than the whole plate in the
+    next view: the whole find is kept, so the blur covers all of the plate (it covered 71-75% before)."""
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    whole_view = sphere.view_of(30, 0, 55, geo.focal)
+    cut_view = sphere.view_of(0, 0, 55, geo.focal)
+    whole_box = _object_in(whole_view, 26, 0, 3.0)
+    whole = sphere.to_sphere(Detections.of_class(np.array([whole_box]), np.array([0.5]), "plate"), whole_view, geo)
+    x1, y1, x2, y2 = _object_in(cut_view, 26, 0, 3.0)
+    assert x1 < cut_view.width < x2  # the plate runs past the view's right edge
+    cut_box = (x1, y1, float(cut_view.width), y2)
+    part = sphere.to_sphere(Detections.of_class(np.array([cut_box]), np.array([0.8]), "plate"), cut_view, geo)
+    cut = sphere_detect.cut_by_edge(Detections.of_class(np.array([cut_box]), np.array([0.8]), "plate"), cut_view)
+    assert cut.tolist() == [True]
+    assert not sphere_detect.cut_by_edge(Detections.of_class(np.array([whole_box]), np.array([0.5]), "plate"),
+                                         whole_view).any()
+    both = Detections.merge([part, whole])
+    kept = sphere.deduplicate_on_sphere(both, np.array([True, False]))
+    assert len(kept) == 1 and kept.scores.tolist() == [0.5]  # the whole plate, not the higher-scoring part
+    assert float(kept.places[0, 2]) > 1.25 * float(part.places[0, 2])  # 6 degrees wide, the part 4.5
+    # without knowing which is cut, the higher score wins and half the plate is left out
+    assert sphere.deduplicate_on_sphere(both).scores.tolist() == [pytest.approx(0.8)]
 
 
 # -- blur on the sphere ------------------------------------------------------------------------------

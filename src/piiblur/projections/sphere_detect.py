@@ -34,6 +34,7 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     rendered once for both nets; ``batch`` views of a ring go through a net in one run."""
     renderer = RingRenderer(rgb, geo)
     found: list[Detections] = []
+    cut: list[np.ndarray] = []
     for group, classes in _groups(views_for(geo, view_set), batch or BATCH_VIEWS):
         wanted = [d for d in detectors if d.class_name in classes]
         if not wanted:
@@ -45,7 +46,14 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
             dets = Detections.merge(in_view)
             if len(dets):
                 found.append(to_sphere(dets, view, geo))
-    return deduplicate_on_sphere(Detections.merge(found))
+                cut.append(cut_by_edge(dets, view))
+    return deduplicate_on_sphere(Detections.merge(found), np.concatenate(cut) if cut else None)
+
+
+def cut_by_edge(dets: Detections, view: View) -> np.ndarray:
+    """Which boxes touch the edge of the view they were found in: perhaps only part of the object."""
+    x1, y1, x2, y2 = dets.xyxy.T
+    return (x1 <= 1) | (y1 <= 1) | (x2 >= view.width - 1) | (y2 >= view.height - 1)
 
 
 def _groups(views: list[tuple[View, tuple[str, ...]]], batch: int) -> Iterator[tuple[list[View], tuple[str, ...]]]:
@@ -130,12 +138,17 @@ def to_sphere(dets: Detections, view: View, geo: Equirect) -> Detections:
     return Detections(np.array(boxes), dets.scores, dets.class_ids, np.array(places), tuple(outlines))
 
 
-def deduplicate_on_sphere(dets: Detections, iou: float = 0.4, containment: float = 0.75) -> Detections:
-    """Non-maximum suppression on the sphere: boxes compared in the tangent plane of the better one."""
+def deduplicate_on_sphere(dets: Detections, cut: np.ndarray | None = None, iou: float = 0.4,
+                          containment: float = 0.75) -> Detections:
+    """Non-maximum suppression on the sphere: boxes compared in the tangent plane of the better one.
+
+    Better means whole first, then higher scoring: a find ``cut`` by its view's edge may be only part
+    of the object and may outscore the whole object seen in another view; kept, it would leave the
+    rest of the object unblurred. It is kept only where no whole find of the object overlaps it."""
     if len(dets) < 2 or dets.places is None:
         return dets
     keep: list[int] = []
-    order = np.argsort(-dets.scores, kind="stable")
+    order = np.lexsort((-dets.scores, np.zeros(len(dets), bool) if cut is None else cut))
     vecs = directions(dets.places[:, 0], dets.places[:, 1])
     suppressed = np.zeros(len(dets), bool)
     for i in order:
