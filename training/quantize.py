@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--empty", type=int, default=48, help="640 px crops with no labelled plate")
     parser.add_argument("--whole", type=int, default=16, help="whole frames")
     parser.add_argument("--dataset", type=Path, default=None,
-                        help="also calibrate on images of this built training dataset's train split (training/build/dataset)")
+                        help="also calibrate on images of this built dataset's train split (training/build/dataset)")
     parser.add_argument("--dataset-count", type=int, default=96, help="how many of its images (seeded draw)")
     parser.add_argument("--chunk", type=int, default=16, help="inputs calibrated at a time (bounds memory)")
     parser.add_argument("--seed", type=int, default=0)
