@@ -260,3 +260,13 @@ def test_the_weakest_strength_hides_a_face_and_the_strongest_finishes(portrait: 
     untouched = np.ones(noise.shape[:2], bool)
     untouched[region.y0 : region.y0 + region.alpha.shape[0], region.x0 : region.x0 + region.alpha.shape[1]] = False
     assert untouched.any() and (out[untouched] == noise[untouched]).all()
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    ((1280, 720), [1.0, 0.5]),  # a dashcam frame: a close plate is also looked for at half size
+    ((416, 416), [2.0, 1.0]),  # small: seen larger, never smaller than the nets' 640 px
+    ((1000, 800), [2.0, 1.0]),  # half would be under 640 px
+    ((4000, 3000), [1.0, 1536 / 4000, 768 / 4000]),  # the one-tile level, and half of it
+])
+def test_the_pyramid_also_sees_the_whole_image_at_half_the_one_tile_size(size, expected):
+    assert planar.pyramid_scales(*size, 1536) == pytest.approx(expected)

@@ -151,14 +151,24 @@ def remap(pixels: np.ndarray, x: np.ndarray, y: np.ndarray, geo: Equirect, inter
 def _remap_prepared(pixels: np.ndarray, x: np.ndarray, y: np.ndarray, geo: Equirect, interpolation: int) -> np.ndarray:
     """``remap`` for float32 maps that are the caller's to change (``x`` is wrapped in place) and a
     ``y`` already clipped to the image."""
-    if geo.wraps:
-        np.mod(x, geo.width, out=x)  # int16 inside remap: keep x within the image, even for 16K+ panoramas
+    if geo.wraps and not _within_int16(x):
+        # remap works in int16 pixel coordinates and wraps any of them itself (BORDER_WRAP); only a
+        # map beyond int16 (a panorama over about 21K wide) is wrapped here first, which costs as much
+        # as the remap itself
+        np.mod(x, geo.width, out=x)
     if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] > 4:
         raise ValueError("at most 4 channels")
     work = pixels if pixels.dtype in (np.uint8, np.uint16, np.float32) else pixels.astype(np.float32)
     border = cv2.BORDER_WRAP if geo.wraps else cv2.BORDER_CONSTANT
     out = cv2.remap(work, x, y, interpolation, borderMode=border)
     return out.astype(pixels.dtype, copy=False)
+
+
+def _within_int16(x: np.ndarray) -> bool:
+    return x.size == 0 or (float(x.min()) > -_INT16_SAFE and float(x.max()) < _INT16_SAFE)
+
+
+_INT16_SAFE = 32000.0  # of remap's int16 coordinates (-32768..32767), less room for the neighbour pixel
 
 
 def unwrapped(x: np.ndarray, period: float) -> np.ndarray:
