@@ -270,3 +270,22 @@ def test_the_weakest_strength_hides_a_face_and_the_strongest_finishes(portrait: 
 ])
 def test_the_pyramid_also_sees_the_whole_image_at_half_the_one_tile_size(size, expected):
     assert planar.pyramid_scales(*size, 1536) == pytest.approx(expected)
+
+
+def test_a_box_cut_by_an_inner_tile_edge_gives_way_to_the_whole_object_found_at_another_level():
+    """A plate straddling the edge between two tiles, found in one of them cut (score 0.8) and whole at
+    the coarser level (0.5): the whole box is kept, so the blur covers all of the plate."""
+    from piiblur.detections import Detections
+
+    tile = planar.Tile(1.0, 0, 0, 1536, 1536)
+    part = Detections.of_class(np.array([[1400.0, 700.0, 1536.0, 760.0]]), np.array([0.8]), "plate")
+    cut = planar.cut_by_tile_edge(part, tile, 3000, 2000)
+    assert cut.tolist() == [True]
+    # the same box at the right edge of the image is whole: nothing lies beyond it
+    assert not planar.cut_by_tile_edge(part, tile, 1536, 2000).any()
+    whole = Detections.of_class(np.array([[1400.0, 700.0, 1640.0, 760.0]]), np.array([0.5]), "plate")
+    both = Detections.merge([part, whole])
+    kept = both.deduplicated(cut=np.array([True, False]))
+    assert len(kept) == 1 and kept.scores.tolist() == [0.5] and kept.xyxy[0, 2] == 1640
+    # without knowing which is cut, the higher score wins and the plate's right part is left out
+    assert both.deduplicated().scores.tolist() == [pytest.approx(0.8)]

@@ -121,17 +121,20 @@ class Detections:
         limits = np.array([thresholds.get(name, 1.1) for name in CLASSES], np.float32)
         return self[self.scores >= limits[self.class_ids]]
 
-    def deduplicated(self, iou: float = 0.45, containment: float = 0.8) -> Detections:
+    def deduplicated(self, iou: float = 0.45, containment: float = 0.8, cut: np.ndarray | None = None) -> Detections:
         """Per-class non-maximum suppression.
 
-        A box is dropped when a higher-scoring box of its class overlaps it by
-        ``iou`` or more, or covers ``containment`` of its own area (a partial
-        detection cut by a tile edge inside the whole one).
+        A box is dropped when a better box of its class overlaps it by ``iou`` or more, or covers
+        ``containment`` of its own area (a partial detection cut by a tile edge inside the whole one).
+        Better means whole first, then higher scoring: a box ``cut`` by the edge of the tile it was
+        found in may be only part of the object, and may outscore the whole object found at another
+        level; kept, it would leave the rest unblurred.
         """
+        cut = np.zeros(len(self), bool) if cut is None else cut
         keep_all: list[np.ndarray] = []
         for cid in np.unique(self.class_ids):
             idx = np.flatnonzero(self.class_ids == cid)
-            keep_all.append(idx[_nms(self.xyxy[idx], self.scores[idx], iou, containment)])
+            keep_all.append(idx[_nms(self.xyxy[idx], self.scores[idx], iou, containment, cut[idx])])
         if not keep_all:
             return self
         keep = np.sort(np.concatenate(keep_all))
@@ -154,8 +157,9 @@ class Detections:
         return records
 
 
-def _nms(xyxy: np.ndarray, scores: np.ndarray, iou: float, containment: float) -> np.ndarray:
-    order = np.argsort(-scores, kind="stable")
+def _nms(xyxy: np.ndarray, scores: np.ndarray, iou: float, containment: float,
+         cut: np.ndarray | None = None) -> np.ndarray:
+    order = np.argsort(-scores, kind="stable") if cut is None else np.lexsort((-scores, cut))
     areas = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
     keep: list[int] = []
     while order.size:

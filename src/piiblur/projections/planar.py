@@ -98,6 +98,7 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
     """Run every detector over the tile pyramid of ``rgb`` and merge what they find."""
     height, width = rgb.shape[:2]
     found: list[Detections] = []
+    cut: list[np.ndarray] = []
     for detector in detectors:
         threshold = thresholds[detector.class_name]
         level_scale, level = None, rgb
@@ -109,8 +110,19 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
                 level = rgb if t.scale == 1.0 else cv2.resize(rgb, size, interpolation=interp)
             crop = level[t.y : t.y + t.height, t.x : t.x + t.width]
             dets = detector.detect(np.ascontiguousarray(crop), threshold)
+            cut.append(cut_by_tile_edge(dets, t, *level.shape[1::-1]))
             found.append(dets.shifted(t.x, t.y).scaled(1.0 / t.scale))
-    return Detections.merge(found).clipped(width, height).deduplicated()
+    merged = Detections.merge(found)
+    return merged.deduplicated(cut=np.concatenate(cut) if cut else None).clipped(width, height)
+
+
+def cut_by_tile_edge(dets: Detections, t: Tile, level_width: int, level_height: int) -> np.ndarray:
+    """Which boxes (in the tile's pixels) touch an edge of the tile inside the image: perhaps only
+    part of the object, whose rest lies in the next tile."""
+    x1, y1, x2, y2 = dets.xyxy.T
+    return (((x1 <= 1) & (t.x > 0)) | ((y1 <= 1) & (t.y > 0))
+            | ((x2 >= t.width - 1) & (t.x + t.width < level_width))
+            | ((y2 >= t.height - 1) & (t.y + t.height < level_height)))
 
 
 @dataclass(frozen=True)
