@@ -123,6 +123,10 @@ def main() -> None:
     ap.add_argument("--freeze", type=int, default=HYP["freeze"], help="the first N layers stay as they are")
     ap.add_argument("--degrees", type=float, default=HYP["degrees"],
                     help="rotate each training image by up to this many degrees either way (rolled plates)")
+    ap.add_argument("--distill", default=None,
+                    help="a teacher (.pt) the net is also pulled toward on every image (distill.py)")
+    ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--fraction", type=float, default=1.0, help="train on this share of the dataset (a quick try)")
     ap.add_argument("--checkpoint-dir", default=None,
                     help="where the compact last.pt and progress go (default training/checkpoint)")
     args = ap.parse_args()
@@ -132,6 +136,10 @@ def main() -> None:
 
     from ultralytics import YOLO
 
+    if args.distill:
+        import distill
+
+        distill.install(args.distill, args.distill_weight)
     if args.resume:
         import torch
 
@@ -162,10 +170,12 @@ def main() -> None:
 
     base = Path(args.init) if args.init else fetch()
     budget = args.hours if args.hours is not None else (hours_until(args.until) if args.until else None)
-    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=args.freeze, degrees=args.degrees)
+    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=args.freeze, degrees=args.degrees, fraction=args.fraction)
     CKPT_DIR.mkdir(exist_ok=True)
+    teacher = {"distill": Path(args.distill).name, "distill_sha256": sha256(Path(args.distill)),
+               "distill_weight": args.distill_weight} if args.distill else {}
     (CKPT_DIR / "train_args.json").write_text(json.dumps(
-        {"base": str(base.name), "base_sha256": sha256(base), "data": args.data, "epochs": args.epochs or 6,
+        {"base": str(base.name), "base_sha256": sha256(base), **teacher, "data": args.data, "epochs": args.epochs or 6,
          "time_hours": budget, "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **hyp},
         indent=1))
     (CKPT_DIR / "progress.json").write_text(json.dumps({"epochs": []}))
