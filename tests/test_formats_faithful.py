@@ -58,6 +58,29 @@ def test_jpeg_coefficients_outside_blurred_mcus_are_identical(tmp_path: Path, mo
     assert len(encoded.data) / len(data) < 1.02 + 0.10  # 2% plus the share of re-encoded MCUs (under 10%)
 
 
+@pytest.mark.parametrize("optimize", [False, True])
+def test_jpeg_keeps_the_inputs_standard_huffman_coding(tmp_path: Path, optimize: bool) -> None:
+    """A camera's JPEG (libjpeg's standard Huffman tables) is written with the same tables, so the blur
+    leaves the file's coding as it was; one with optimised tables gets tables optimised for the output."""
+    from piiblur.formats.jpeg import coefficients
+    from piiblur.formats.jpeg.markers import huffman_tables
+
+    data = jpeg_bytes(scene(), quality=85, subsampling=2, optimize=optimize)
+    source = load(tmp_path, "in.jpg", data)
+    pixels = source.pixels.copy()
+    pixels[40:60, 100:130] = 0
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")
+    if optimize:  # tables made for the output, not libjpeg's standard ones
+        assert not huffman_tables(encoded.data) <= coefficients._standard_tables(jpeglib)
+    else:
+        assert huffman_tables(encoded.data) == huffman_tables(data)
+    out = np.asarray(Image.open(io.BytesIO(encoded.data)).convert("L"), dtype=np.int32)
+    assert out[42:58, 102:128].mean() < 15
+    before, after = dct(data, tmp_path), dct(encoded.data, tmp_path)
+    assert np.array_equal(before[0][8:], after[0][8:])  # rows below the blur: every coefficient kept
+
+
 def test_jpeg_generations_do_not_drift(tmp_path: Path) -> None:
     data, _ = rich_jpeg()
     first = dct(data, tmp_path)

@@ -2,13 +2,15 @@
 
 The coefficients are read with jpeglib (libjpeg); the changed MCUs' blocks are those of the blurred
 picture encoded at the input's quantisation tables, sampling and colour space. RGB and greyscale files
-are written by jpeglib (baseline, optimised Huffman tables), then given back the input's progressive
-scans and restart interval by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth
+are written by jpeglib (baseline; with the standard Huffman tables where the input has them, as most
+cameras write, else optimised ones), then given back the input's progressive scans and restart interval
+by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth
 component) have the changed blocks dropped in by ``jpegtran -drop``, one blurred region at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import cv2
 import numpy as np
 
 from piiblur.formats import SourceImage, _lossless
-from piiblur.formats.jpeg.markers import restart_interval
+from piiblur.formats.jpeg.markers import huffman_tables, restart_interval
 from piiblur.formats.jpeg.reencode import encoder_options
 
 
@@ -80,7 +82,11 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
                     "not installed" if _lossless.jpegtran() is None else "which refused this stream"))
             layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
         else:
-            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg")
+            # the input's own Huffman coding where it is the standard one (an optimising pass costs as
+            # much as writing); optimised tables otherwise (jpeglib cannot write custom ones)
+            standard = not progressive and _uses_standard_tables(source.data, jpeglib)
+            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg",
+                                   optimise=not standard)
             layout = []
             if progressive or restart:  # jpeglib writes baseline JPEG without restart markers
                 rewritten, note = _lossless.relayout(data, progressive, restart)
@@ -146,8 +152,26 @@ class _PatchEncoder:
         return blurred
 
 
+def _uses_standard_tables(data: bytes, jpeglib: Any) -> bool:
+    """True when every Huffman table of the input is one of libjpeg's standard tables."""
+    try:
+        tables = huffman_tables(data)
+    except (ValueError, IndexError):
+        return False
+    return bool(tables) and tables <= _standard_tables(jpeglib)
+
+
+@functools.cache
+def _standard_tables(jpeglib: Any) -> frozenset[bytes]:
+    """libjpeg's standard Huffman tables, read back from a tiny picture it writes without optimising."""
+    with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
+        path = Path(tmp) / "standard.jpg"
+        jpeglib.from_spatial(np.zeros((16, 16, 3), np.uint8)).write_spatial(str(path))
+        return frozenset(huffman_tables(path.read_bytes()))
+
+
 def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: tuple[int, int],
-                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path) -> bytes:
+                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path, optimise: bool = True) -> bytes:
     """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (baseline)."""
     old = _components(original)
     touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
@@ -176,7 +200,7 @@ def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: t
             target[blocks] = replacement.astype(mine.dtype)
     original.markers = []  # the metadata is spliced back byte for byte afterwards
     try:
-        original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"])
+        original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"] if optimise else ["-OPTIMIZE_CODING"])
     except (OSError, ValueError, RuntimeError) as exc:
         raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
     return out_path.read_bytes()

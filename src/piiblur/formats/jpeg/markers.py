@@ -108,3 +108,18 @@ def restart_interval(data: bytes) -> int:
         if marker == Marker.DRI and len(segment) >= 6:
             return int(struct.unpack_from(">H", segment, 4)[0])
     return 0
+
+
+def huffman_tables(data: bytes) -> set[bytes]:
+    """The Huffman tables defined before the first scan, each as its DHT entry (class and slot, the 16
+    code-length counts, the symbols)."""
+    tables: set[bytes] = set()
+    for marker, segment in header_segments(data)[0]:
+        if marker != Marker.DHT:
+            continue
+        body, pos = payload(segment), 0
+        while pos + 17 <= len(body):
+            end = pos + 17 + sum(body[pos + 1 : pos + 17])
+            tables.add(bytes(body[pos:end]))
+            pos = end
+    return tables
