@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import onnx
-from onnx import helper
+from onnx import utils
 
 BINS_OUTPUT = "box_bins"
 SCORES_OUTPUT = "scores"
@@ -36,43 +36,20 @@ def _producer(graph: onnx.GraphProto, op_type: str, name_part: str) -> onnx.Node
 
 
 def split(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The net with its outputs moved to the bins' logits and the scores (the decoding pruned)."""
+    """The net up to the bins' logits and the scores (onnx's extractor prunes the decoding), its two
+    outputs named ``box_bins`` and ``scores``."""
     graph = model.graph
     # the DFL's reshape takes the concatenated bin logits of the three levels; the head's last sigmoid
     # gives the class scores that the export concatenates after the boxes
     bins = _producer(graph, "Reshape", "/dfl/Reshape").input[0]
     scores = _producer(graph, "Sigmoid", "/model.22/Sigmoid").output[0]
-    batch = graph.input[0].type.tensor_type.shape.dim[0]
-    outputs = [
-        helper.make_tensor_value_info(BINS_OUTPUT, onnx.TensorProto.FLOAT, [batch.dim_param or 1, 64, "anchors"]),
-        helper.make_tensor_value_info(SCORES_OUTPUT, onnx.TensorProto.FLOAT, [batch.dim_param or 1, 1, "anchors"]),
-    ]
-    graph.node.append(helper.make_node("Identity", [bins], [BINS_OUTPUT], name="box_bins_out"))
-    graph.node.append(helper.make_node("Identity", [scores], [SCORES_OUTPUT], name="scores_out"))
-    del graph.output[:]
-    graph.output.extend(outputs)
-    return _pruned(model)
-
-
-def _pruned(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Only the nodes (and initialisers) that the outputs need."""
-    graph = model.graph
-    needed = {o.name for o in graph.output}
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(list(graph.node)):
-        if any(out in needed for out in node.output):
-            kept.append(node)
-            needed.update(i for i in node.input if i)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
-    initialisers = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initialisers)
-    infos = [v for v in graph.value_info if v.name in needed]
-    del graph.value_info[:]
-    graph.value_info.extend(infos)
-    onnx.checker.check_model(model)
-    return model
+    cut = utils.Extractor(model).extract_model([graph.input[0].name], [bins, scores])
+    for output, name in zip(cut.graph.output, (BINS_OUTPUT, SCORES_OUTPUT), strict=True):
+        for node in cut.graph.node:  # after the cut no node reads these tensors: only their producers
+            node.output[:] = [name if o == output.name else o for o in node.output]
+        output.name = name
+    onnx.checker.check_model(cut)
+    return cut
 
 
 def main() -> None:
