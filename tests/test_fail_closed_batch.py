@@ -121,7 +121,11 @@ def test_ctrl_c_stops_within_seconds_and_the_resumed_report_is_complete(tmp_path
     cmd = [sys.executable, str(ROOT / "pii-blur.py"), str(src), str(out), "-j", "2", "-q", "--report", str(stopped)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
-    while time.time() < deadline and not (out.exists() and list(out.glob("p*.png"))):
+    # interrupt once the batch has recorded an image (its manifest line): a file under its final name may
+    # not be recorded yet, and an image not recorded is rightly done again, not reported as done
+    manifests = out / ".pii-blur"
+    while time.time() < deadline and not (manifests.exists()
+                                          and any(f.stat().st_size for f in manifests.glob("manifest-*.jsonl"))):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
@@ -171,7 +175,11 @@ def test_a_killed_worker_fails_its_image_alone(tmp_path: Path, portrait: np.ndar
     scratch.mkdir()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.time() + 180
-    while time.time() < deadline and not (out.exists() and list(out.glob("p*.png"))):
+    # interrupt once the batch has recorded an image (its manifest line): a file under its final name may
+    # not be recorded yet, and an image not recorded is rightly done again, not reported as done
+    manifests = out / ".pii-blur"
+    while time.time() < deadline and not (manifests.exists()
+                                          and any(f.stat().st_size for f in manifests.glob("manifest-*.jsonl"))):
         time.sleep(0.02)
     workers = [pid for pid, cmdline in _children(proc.pid) if "spawn_main" in cmdline]
     assert len(workers) == 2
