@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-KD_WEIGHT = 1.0
 
-
-def install(teacher_path: str, weight: float = KD_WEIGHT) -> None:
+def install(teacher_path: str, weight: float) -> None:
     import torch
     import torch.nn.functional as F
     from ultralytics import YOLO
