@@ -116,6 +116,15 @@ class Detections:
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         return Detections(xyxy[keep], self.scores[keep], self.class_ids[keep])
 
+    def touching(self, width: float, height: float, sides: tuple[bool, bool, bool, bool] = (True,) * 4
+                 ) -> np.ndarray:
+        """Which boxes touch (within a pixel) the ``sides`` (left, top, right, bottom) of a ``width`` x
+        ``height`` frame they were found in: perhaps only part of the object, cut by the frame."""
+        x1, y1, x2, y2 = self.xyxy.T
+        left, top, right, bottom = sides
+        return (((x1 <= 1) & left) | ((y1 <= 1) & top)
+                | ((x2 >= width - 1) & right) | ((y2 >= height - 1) & bottom))
+
     def above(self, thresholds: dict[str, float]) -> Detections:
         """Keep detections whose score reaches their class's threshold."""
         limits = np.array([thresholds.get(name, 1.1) for name in CLASSES], np.float32)

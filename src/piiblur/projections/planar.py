@@ -119,10 +119,8 @@ def detect_planar(rgb: np.ndarray, detectors: list[Detector], thresholds: dict[s
 def cut_by_tile_edge(dets: Detections, t: Tile, level_width: int, level_height: int) -> np.ndarray:
     """Which boxes (in the tile's pixels) touch an edge of the tile inside the image: perhaps only
     part of the object, whose rest lies in the next tile."""
-    x1, y1, x2, y2 = dets.xyxy.T
-    return (((x1 <= 1) & (t.x > 0)) | ((y1 <= 1) & (t.y > 0))
-            | ((x2 >= t.width - 1) & (t.x + t.width < level_width))
-            | ((y2 >= t.height - 1) & (t.y + t.height < level_height)))
+    return dets.touching(t.width, t.height, (t.x > 0, t.y > 0, t.x + t.width < level_width,
+                                             t.y + t.height < level_height))
 
 
 @dataclass(frozen=True)

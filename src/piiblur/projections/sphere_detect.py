@@ -52,8 +52,7 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
 
 def cut_by_edge(dets: Detections, view: View) -> np.ndarray:
     """Which boxes touch the edge of the view they were found in: perhaps only part of the object."""
-    x1, y1, x2, y2 = dets.xyxy.T
-    return (x1 <= 1) | (y1 <= 1) | (x2 >= view.width - 1) | (y2 >= view.height - 1)
+    return dets.touching(view.width, view.height)
 
 
 def _groups(views: list[tuple[View, tuple[str, ...]]], batch: int) -> Iterator[tuple[list[View], tuple[str, ...]]]:
