@@ -1,0 +1,92 @@
+"""How each view set covers the sphere, class by class: the pixels each net is given and the margin left.
+
+    python benchmarks/view_coverage.py [--width 8000] [--sets standard,fast] [--roll 30,45]
+
+Geometry only, no images and no nets: for every direction on a one-degree grid, the views of the set
+that search a class (at full density; the coarse views are left out, they catch what is too big for
+the margin) are asked how far the direction lies inside them. The margin is that distance to the
+nearest edge of the best view, in degrees: an object up to twice the margin across is whole in at
+least one view. A view only counts where an upright object there stands within ``--roll`` degrees of
+the view's vertical (the nets are not rotation-invariant: a face near a pole is turned by its yaw in
+a view that looks straight up). The table gives, per 10-degree pitch band, the smallest margin in
+the band (the worst direction); "-" where no view serves the band within that roll. Megapixels per
+class are what one panorama of ``--width`` asks of that class's net.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+from piiblur.projections.camera import View, directions, view_of
+from piiblur.projections.sphere_geometry import Equirect
+from piiblur.projections.view_sets import VIEW_SETS, Ring
+
+BANDS = [(lo, lo + 10) for lo in range(-90, 90, 10)]
+
+
+def full_density_views(rings: tuple[Ring, ...], geo: Equirect, class_name: str) -> list[View]:
+    views = []
+    for ring in rings:
+        if class_name not in ring.classes or ring.density < 1.0:
+            continue
+        for i in range(ring.count):
+            yaw = (ring.yaw_offset + i * 360.0 / ring.count + 180) % 360 - 180
+            views.append(view_of(yaw, ring.pitch, ring.fov, geo.focal * ring.density, roll=ring.roll,
+                                 fov_v=ring.fov_v))
+    return views
+
+
+def best_margins(views: list[View], max_roll: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch grid, best margin in degrees per direction; -inf where no view serves it)."""
+    yaw, pitch = np.meshgrid(np.arange(-180.0, 180.0, 1.0), np.arange(-89.5, 90.0, 1.0))
+    here = directions(yaw, pitch)
+    above = directions(yaw, np.minimum(pitch + 0.25, 90.0))  # a short upright segment at each direction
+    best = np.full(yaw.shape, -np.inf)
+    for view in views:
+        u, v, front = view.project(here)
+        u_up, v_up, _ = view.project(above)
+        inside = front & (u >= 0) & (u < view.width) & (v >= 0) & (v < view.height)
+        edge_px = np.minimum.reduce([u, view.width - u, v, view.height - v])
+        cos_off = np.clip((here @ view.axes)[..., 2], 1e-3, 1.0)  # cosine of the angle off the view's axis
+        px_per_degree = view.focal * math.pi / 180 / cos_off ** 1.5  # radial and tangential stretch, averaged
+        roll = np.degrees(np.arctan2(u_up - u, v - v_up))
+        usable = inside & (np.abs(roll) <= max_roll)
+        best = np.where(usable, np.maximum(best, edge_px / px_per_degree), best)
+    return pitch, best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=8000, help="panorama width (megapixels per net)")
+    parser.add_argument("--sets", default=",".join(VIEW_SETS))
+    parser.add_argument("--roll", default="30,45", help="largest turn of an upright object in a usable view")
+    args = parser.parse_args()
+    geo = Equirect(args.width, args.width // 2, args.width, args.width // 2)
+    header = "| set | class | roll | MP | " + " | ".join(f"{lo:+d}" for lo, _ in BANDS) + " |"
+    print(f"Smallest margin (degrees) per pitch band, panorama {geo.width}x{geo.height}; MP: all views of the "
+          "class, coarse ones included\n")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for name in args.sets.split(","):
+        rings = VIEW_SETS[name]  # type: ignore[index]
+        for class_name in ("face", "plate"):
+            megapixels = sum(ring.count * view.width * view.height / 1e6 for ring in rings
+                             if class_name in ring.classes
+                             for view in [view_of(0, ring.pitch, ring.fov, geo.focal * ring.density,
+                                                  fov_v=ring.fov_v)])
+            views = full_density_views(rings, geo, class_name)
+            for max_roll in (float(r) for r in args.roll.split(",")):
+                pitch, best = best_margins(views, max_roll)
+                cells = []
+                for lo, hi in BANDS:
+                    worst = float(best[(pitch >= lo) & (pitch < hi)].min())
+                    cells.append("-" if worst == -np.inf else f"{worst:.1f}")
+                print(f"| {name} | {class_name} | {max_roll:g} | {megapixels:.1f} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
