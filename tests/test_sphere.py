@@ -112,6 +112,19 @@ def test_rays_and_project_round_trip(yaw: float, pitch: float, roll: float):
     assert not view.project(-centre)[2]
 
 
+@pytest.mark.parametrize(("yaw", "pitch", "roll"), [(0, 0, 0), (-135, 45, 0), (30, -75, 20), (90, 90, 0)])
+def test_the_angles_of_a_pixel_grid_are_those_of_its_rays(yaw: float, pitch: float, roll: float):
+    """``grid_angles`` (the maps of a view, without a mesh grid of rays) gives what ``rays`` gives."""
+    view = sphere.view_of(yaw, pitch, 70, 300.0, roll=roll)
+    columns, rows = np.arange(0, view.width, 7) + 0.5, np.arange(0, view.height, 5) + 0.5
+    grid_yaw, grid_pitch = view.grid_angles(columns, rows)
+    u, v = np.meshgrid(columns, rows)
+    ray_yaw, ray_pitch = sphere.angles(view.rays(u, v))
+    assert grid_yaw.shape == (rows.size, columns.size)
+    assert np.allclose(grid_pitch, ray_pitch, atol=1e-9)
+    assert np.allclose(np.cos(np.radians(grid_yaw - ray_yaw)), 1.0, atol=1e-12)  # yaw up to a full turn
+
+
 def test_angles_invert_directions():
     yaw, pitch = np.array([-179.0, -89.5, 0.0, 45.0, 179.9]), np.array([-89.0, 10.0, 0.0, 60.0, -30.0])
     y2, p2 = sphere.angles(sphere.directions(yaw, pitch))

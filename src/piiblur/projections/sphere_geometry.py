@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from piiblur.projections.camera import View, angles
+from piiblur.projections.camera import View
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,8 @@ def _ring_maps(geo: Equirect, pitch: float, width: int, height: int, focal: floa
     margin = 2 * MAP_STEP
     near = front & (pu > -margin) & (pu < view.width + margin) & (pv > -margin) & (pv < view.height + margin)
     step = 1 if near.any() else MAP_STEP
-    u, v = np.meshgrid(np.arange(0, view.width + step, step) + 0.5, np.arange(0, view.height + step, step) + 0.5)
-    x, y = geo.to_pixels(*angles(view.rays(u, v)))
+    columns, rows = np.arange(0, view.width + step, step) + 0.5, np.arange(0, view.height + step, step) + 0.5
+    x, y = geo.to_pixels(*view.grid_angles(columns, rows))
     centre = geo.to_pixels(np.array(0.0), np.array(0.0))[0]
     # continuous across the seam, centred on the view (the pole views wrap in remap anyway)
     x = centre + (x - centre + geo.full_width / 2) % geo.full_width - geo.full_width / 2
