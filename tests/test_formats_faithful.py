@@ -58,6 +58,25 @@ def test_jpeg_coefficients_outside_blurred_mcus_are_identical(tmp_path: Path, mo
     assert len(encoded.data) / len(data) < 1.02 + 0.10  # 2% plus the share of re-encoded MCUs (under 10%)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_an_rgb_stored_jpeg_is_written_rgb_stored(tmp_path: Path, progressive: bool) -> None:
+    """A JPEG whose coefficients are R, G and B (Adobe transform 0, as some editors and scanners write)
+    keeps that colour space: declared YCbCr, every pixel outside the blur would change colour."""
+    data = jpeg_bytes(scene(), quality=85, subsampling=0, keep_rgb=True, progressive=progressive)
+    source = load(tmp_path, "in.jpg", data)
+    assert jpeglib.read_dct(str(tmp_path / "in.jpg")).jpeg_color_space.name == "JCS_RGB"
+    pixels = source.pixels.copy()
+    pixels[40:60, 100:130] = 0  # 8x8 MCUs rows 5-7, columns 12-16
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")
+    before = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int32)
+    after = np.asarray(Image.open(io.BytesIO(encoded.data)).convert("RGB"), dtype=np.int32)
+    outside = np.ones(before.shape[:2], bool)
+    outside[32:64, 96:136] = False  # the touched MCUs, and a block's ringing into its neighbours
+    assert np.array_equal(after[outside], before[outside])
+    assert after[42:58, 102:128].mean() < 15
+
+
 @pytest.mark.parametrize("optimize", [False, True])
 def test_jpeg_keeps_the_inputs_standard_huffman_coding(tmp_path: Path, optimize: bool) -> None:
     """A camera's JPEG (libjpeg's standard Huffman tables) is written with the same tables, so the blur

@@ -135,6 +135,8 @@ class _PatchEncoder:
                 spatial.jpeg_color_space = jpeglib.Colorspace.JCS_YCCK if ycck else jpeglib.Colorspace.JCS_CMYK
             else:
                 spatial = jpeglib.from_spatial(np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None]))
+                if original.jpeg_color_space.name == "JCS_RGB":  # RGB-stored (Adobe transform 0): blocks alike
+                    spatial.jpeg_color_space = jpeglib.Colorspace.JCS_RGB
             spatial.samp_factor = original.samp_factor
             spatial.write_spatial(str(self.path), qt=original.qt, quant_tbl_no=original.quant_tbl_no)
         except (OSError, ValueError, RuntimeError, TypeError) as exc:
@@ -199,11 +201,15 @@ def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: t
                 replacement = np.rint(replacement * their_table / own_table).clip(-32768, 32767)
             target[blocks] = replacement.astype(mine.dtype)
     original.markers = []  # the metadata is spliced back byte for byte afterwards
-    # written from the coefficients, tables and parameters in hand: given the input's bytes, jpeglib reads
-    # the whole input again only to copy parameters it already holds (a quarter of the write for an
-    # 8000x4000 panorama). The streams differ only in the encoder's JFIF segment, which splicing replaces:
-    # every JPEG of the evaluation data comes out byte for byte the same either way.
-    original.content = None
+    # by name: jpeglib's Colorspace members all compare equal (a dataclass over an Enum)
+    if original.jpeg_color_space.name in ("JCS_YCbCr", "JCS_GRAYSCALE"):
+        # written from the coefficients, tables and parameters in hand: given the input's bytes, jpeglib
+        # reads the whole input again only to copy parameters it already holds (a quarter of the write for
+        # an 8000x4000 panorama). The streams differ only in the encoder's JFIF segment, which splicing
+        # replaces: every such JPEG of the evaluation data comes out byte for byte the same either way.
+        # Not for other colour spaces: without the input as its model, jpeglib would declare RGB-stored
+        # coefficients YCbCr.
+        original.content = None
     try:
         original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"] if optimise else ["-OPTIMIZE_CODING"])
     except (OSError, ValueError, RuntimeError) as exc:
