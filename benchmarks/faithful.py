@@ -121,7 +121,8 @@ def main() -> int:
                 pixels = source.pixels.copy()
                 h, w = pixels.shape[:2]
                 pixels[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = 0
-                encoded = encode_image(source, pixels)
+                later = [frame.pixels for frame in source.later]  # later frames written back unchanged
+                encoded = encode_image(source, pixels, later if source.later else None)
             except ImageError as exc:
                 counts["failed"] += 1
                 print(f"FAILED  {label}: {exc}")
