@@ -77,6 +77,37 @@ def test_an_rgb_stored_jpeg_is_written_rgb_stored(tmp_path: Path, progressive: b
     assert after[42:58, 102:128].mean() < 15
 
 
+def test_an_arithmetic_coded_jpeg_keeps_its_coefficients_and_its_coding(tmp_path: Path) -> None:
+    """libjpeg 6b (jpeglib's default) cannot read arithmetic coding: such a file was re-encoded whole."""
+    from piiblur.formats.jpeg.coefficients import LIBJPEG_ARITHMETIC
+    from piiblur.formats.jpeg.markers import arithmetic_coded
+
+    before_version = jpeglib.version.get()
+    jpeglib.version.set(LIBJPEG_ARITHMETIC)
+    try:
+        path = tmp_path / "arith.jpg"
+        jpeglib.from_spatial(np.asarray(scene())).write_spatial(str(path), qt=80, flags=["+ARITH_CODE"])
+        data = path.read_bytes()
+        assert arithmetic_coded(data)
+        source = load(tmp_path, "in.jpg", data)
+        pixels = source.pixels.copy()
+        pixels[40:60, 100:130] = 0
+        encoded = encode_image(source, pixels)
+        assert encoded.notes[0].startswith("lossless:")
+        assert arithmetic_coded(encoded.data)
+        before, after = dct(data, tmp_path), dct(encoded.data, tmp_path)
+    finally:
+        jpeglib.version.set(before_version)
+    for a, b in zip(before, after, strict=True):  # every changed block lies in an MCU holding a black pixel
+        changed = np.argwhere((a != b).any(axis=(2, 3)))
+        scale_y, scale_x = a.shape[0] * 8 / H, a.shape[1] * 8 / W
+        assert len(changed)
+        assert changed[:, 0].min() * 8 / scale_y >= 32 and changed[:, 0].max() * 8 / scale_y < 64
+        assert changed[:, 1].min() * 8 / scale_x >= 96 and changed[:, 1].max() * 8 / scale_x < 144
+    out = np.asarray(Image.open(io.BytesIO(encoded.data)).convert("L"), dtype=np.int32)
+    assert out[42:58, 102:128].mean() < 15
+
+
 @pytest.mark.parametrize("optimize", [False, True])
 def test_jpeg_keeps_the_inputs_standard_huffman_coding(tmp_path: Path, optimize: bool) -> None:
     """A camera's JPEG (libjpeg's standard Huffman tables) is written with the same tables, so the blur

@@ -65,8 +65,10 @@ def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None
         rewritten = _run([tool, *_layout_options(progressive, restart)], data)
         if rewritten is not None:
             return rewritten, layout_note(progressive, restart)
+    why = "jpegtran refused the stream" if tool else "install jpegtran to keep it"
+    dropped = f"restart interval dropped ({why})"
     if not progressive:
-        return None, "restart interval dropped (install jpegtran to keep it)"
+        return None, dropped
     import mozjpeg_lossless_optimization as mozjpeg
 
     try:
@@ -75,7 +77,7 @@ def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None
         return None, "progressive input written as baseline (the progressive transcoder refused the stream)"
     note = layout_note(True, 0, "MozJPEG transcoder")
     if restart:
-        note += "; restart interval dropped (install jpegtran to keep it)"
+        note += "; " + dropped
     return rewritten, note
 
 

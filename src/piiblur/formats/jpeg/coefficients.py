@@ -2,9 +2,9 @@
 
 The coefficients are read with jpeglib (libjpeg); the changed MCUs' blocks are those of the blurred
 picture encoded at the input's quantisation tables, sampling and colour space. RGB and greyscale files
-are written by jpeglib (baseline; with the standard Huffman tables where the input has them, as most
-cameras write, else optimised ones), then given back the input's progressive scans and restart interval
-by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth
+are written by jpeglib (sequential; with the standard Huffman tables where the input has them, as most
+cameras write, else optimised ones, or arithmetic-coded as the input), then given back the input's
+progressive scans and restart interval by ``_lossless.relayout``. CMYK/YCCK files (jpeglib cannot write a fourth
 component) have the changed blocks dropped in by ``jpegtran -drop``, one blurred region at a time.
 """
 
@@ -19,12 +19,30 @@ import cv2
 import numpy as np
 
 from piiblur.formats import SourceImage, _lossless
-from piiblur.formats.jpeg.markers import huffman_tables, restart_interval
+from piiblur.formats.jpeg.markers import arithmetic_coded, huffman_tables, restart_interval
 from piiblur.formats.jpeg.reencode import encoder_options
 
 
 class NotTransplantable(Exception):
     """The lossless path cannot handle this file; the message says why."""
+
+
+# The libjpeg builds of jpeglib's that the lossless path uses: its default, libjpeg 6b, and for
+# arithmetic-coded files, which 6b refuses (they were re-encoded whole), libjpeg-turbo 2.1. Only those: on
+# a damaged stream each build recovers in its own way, and the coefficients must be those of the pixels
+# that were searched (Pillow's decoder); 6b is what the lossless path was checked with.
+LIBJPEG, LIBJPEG_ARITHMETIC = "6b", "turbo210"
+
+
+def _jpeglib(arithmetic: bool) -> Any:
+    """jpeglib on the build for the stream (imported here: loading libjpeg costs time that other formats
+    need not pay)."""
+    import jpeglib
+
+    wanted = LIBJPEG_ARITHMETIC if arithmetic else LIBJPEG
+    if wanted in jpeglib.version.versions() and jpeglib.version.get() != wanted:
+        jpeglib.version.set(wanted)
+    return jpeglib
 
 
 def changed_mcus(source: SourceImage, pixels: np.ndarray, mcu: tuple[int, int]) -> np.ndarray:
@@ -53,7 +71,8 @@ def _components(jpeg: Any) -> list[np.ndarray]:
 
 def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str]]:
     """The input's coefficients with the changed MCUs replaced, and notes."""
-    import jpeglib  # imported here: loading libjpeg costs time that other formats need not pay
+    arithmetic = arithmetic_coded(source.data)
+    jpeglib = _jpeglib(arithmetic)
 
     if source.mode not in ("RGB", "L", "CMYK"):
         raise NotTransplantable(f"{source.mode} JPEG: no lossless path for this colour mode")
@@ -83,10 +102,14 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
             layout = [_lossless.layout_note(progressive, restart)] if progressive or restart else []
         else:
             # the input's own Huffman coding where it is the standard one (an optimising pass costs as
-            # much as writing); optimised tables otherwise (jpeglib cannot write custom ones)
-            standard = not progressive and _uses_standard_tables(source.data, jpeglib)
-            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg",
-                                   optimise=not standard)
+            # much as writing); optimised tables otherwise (jpeglib cannot write custom ones); arithmetic
+            # coding where the input has it
+            if arithmetic:
+                coding = ["+ARITH_CODE"]
+            else:
+                standard = not progressive and _uses_standard_tables(source.data, jpeglib)
+                coding = ["-OPTIMIZE_CODING" if standard else "+OPTIMIZE_CODING"]
+            data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg", coding)
             layout = []
             if progressive or restart:  # jpeglib writes baseline JPEG without restart markers
                 rewritten, note = _lossless.relayout(data, progressive, restart)
@@ -173,8 +196,9 @@ def _standard_tables(jpeglib: Any) -> frozenset[bytes]:
 
 
 def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: tuple[int, int],
-                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path, optimise: bool = True) -> bytes:
-    """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (baseline)."""
+                    pixels: np.ndarray, patch: _PatchEncoder, out_path: Path, coding: list[str]) -> bytes:
+    """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (sequential)
+    with jpeglib's ``coding`` flags."""
     old = _components(original)
     touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
     if touched_rows.size:
@@ -211,7 +235,7 @@ def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: t
         # coefficients YCbCr.
         original.content = None
     try:
-        original.write_dct(str(out_path), flags=["+OPTIMIZE_CODING"] if optimise else ["-OPTIMIZE_CODING"])
+        original.write_dct(str(out_path), flags=coding)
     except (OSError, ValueError, RuntimeError) as exc:
         raise NotTransplantable(f"jpeglib cannot write the coefficients ({exc})") from exc
     return out_path.read_bytes()

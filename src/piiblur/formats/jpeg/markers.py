@@ -40,6 +40,11 @@ def is_frame(marker: int) -> bool:
     return Marker.SOF0 <= marker <= Marker.SOF15 and marker not in NOT_FRAMES
 
 
+def arithmetic_coded(data: bytes) -> bool:
+    """True when the stream's frame is arithmetic-coded (SOF9-11, SOF13-15: the frame codes with bit 3 set)."""
+    return any(is_frame(marker) and marker & 0x08 for marker, _ in header_segments(data)[0])
+
+
 def is_app_or_com(marker: int) -> bool:
     return Marker.APP0 <= marker <= Marker.APP15 or marker == Marker.COM
 
