@@ -41,8 +41,8 @@ def _run(command: list[str], data: bytes) -> bytes | None:
     return done.stdout if done.stdout.startswith(b"\xff\xd8") else None
 
 
-def _layout_options(progressive: bool, restart: int) -> list[str]:
-    options = ["-copy", "none", "-optimize"]
+def _layout_options(progressive: bool, restart: int, arithmetic: bool = False) -> list[str]:
+    options = ["-copy", "none", "-arithmetic" if arithmetic else "-optimize"]
     if progressive:
         options.append("-progressive")
     if restart:
@@ -55,14 +55,15 @@ def layout_note(progressive: bool, restart: int, tool: str = "jpegtran") -> str:
     return f"{' and '.join(kept)} as the input's ({tool}, lossless)"
 
 
-def relayout(data: bytes, progressive: bool, restart: int) -> tuple[bytes | None, str]:
-    """The same coefficients as a progressive stream and/or with restart markers every ``restart`` MCUs.
+def relayout(data: bytes, progressive: bool, restart: int, arithmetic: bool = False) -> tuple[bytes | None, str]:
+    """The same coefficients as a progressive stream and/or with restart markers every ``restart`` MCUs,
+    arithmetic-coded where ``arithmetic`` (jpegtran only; the MozJPEG transcoder writes Huffman coding).
 
     Returns the new stream (None when no tool could do it) and a note on what was kept.
     """
     tool = jpegtran()
     if tool is not None:
-        rewritten = _run([tool, *_layout_options(progressive, restart)], data)
+        rewritten = _run([tool, *_layout_options(progressive, restart, arithmetic)], data)
         if rewritten is not None:
             return rewritten, layout_note(progressive, restart)
     why = "jpegtran refused the stream" if tool else "install jpegtran to keep it"

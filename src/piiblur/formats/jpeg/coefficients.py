@@ -112,7 +112,7 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
             data = _replace_blocks(original, mcus, factors, mcu, pixels, patch, Path(tmp) / "out.jpg", coding)
             layout = []
             if progressive or restart:  # jpeglib writes baseline JPEG without restart markers
-                rewritten, note = _lossless.relayout(data, progressive, restart)
+                rewritten, note = _lossless.relayout(data, progressive, restart, arithmetic)
                 data, layout = rewritten or data, [note]
     share = 100.0 * mcus.sum() / mcus.size
     notes = [f"lossless: {int(mcus.sum())} of {mcus.size} MCUs ({share:.1f}%) {description}; "
