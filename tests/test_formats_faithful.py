@@ -100,6 +100,7 @@ def test_an_arithmetic_coded_jpeg_keeps_its_coefficients_and_its_coding(tmp_path
         encoded = encode_image(source, pixels)
         assert encoded.notes[0].startswith("lossless:")
         assert arithmetic_coded(encoded.data) or (progressive and jpegtran() is None)
+        assert progressive == any("progressive scans" in note for note in encoded.notes)
         before, after = dct(data, tmp_path), dct(encoded.data, tmp_path)
     finally:
         jpeglib.version.set(before_version)
