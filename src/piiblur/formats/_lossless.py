@@ -79,6 +79,8 @@ def relayout(data: bytes, progressive: bool, restart: int, arithmetic: bool = Fa
     note = layout_note(True, 0, "MozJPEG transcoder")
     if restart:
         note += "; " + dropped
+    if arithmetic:
+        note += "; Huffman-coded (the input was arithmetic-coded: jpegtran would keep that)"
     return rewritten, note
 
 
