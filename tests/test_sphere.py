@@ -341,3 +341,17 @@ def test_a_doubtful_find_is_kept_only_when_a_closer_look_confirms_it(blurrer, po
     assert len(kept) == 1 and float(kept.places[0, 0]) == pytest.approx(-40.0, abs=1)
     sure = Detections(doubtful.xyxy, [0.9, 0.9], [0, 0], doubtful.places, doubtful.outlines)
     assert len(sphere.confirm(pano, geo, sure, blurrer.detectors, {"face": 0.3})) == 2  # sure finds stay
+
+
+def test_a_doubtful_face_of_a_few_pixels_is_kept_without_a_closer_look(blurrer):
+    """At a few pixels a zoomed view holds no more detail, and real faces seen from the side fail the look
+    as texture does: a doubtful face under ``KEPT_UNLOOKED_BELOW`` is blurred, a larger one still looked at."""
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    pano = np.full((geo.height, geo.width, 3), 128, np.uint8)  # nothing there: the look finds no face
+    limit = sphere_detect.KEPT_UNLOOKED_BELOW["face"]
+    small = _centred(geo, 60.0, -3.0, int(limit) - 8)
+    large = _centred(geo, -100.0, -3.0, int(limit) + 8)
+    doubtful = Detections(np.concatenate([small.xyxy, large.xyxy]), [0.2, 0.2], [0, 0],
+                          np.concatenate([small.places, large.places]), (*small.outlines, *large.outlines))
+    kept = sphere.confirm(pano, geo, doubtful, blurrer.detectors, {"face": 0.3})
+    assert len(kept) == 1 and float(kept.places[0, 0]) == pytest.approx(60.0, abs=1)

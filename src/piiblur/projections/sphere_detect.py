@@ -79,6 +79,13 @@ def _detect_many(detector: Detector, pictures: list[np.ndarray], threshold: floa
 
 CONFIRM_ZOOM = 2.0  # a doubtful face is looked at again at twice the panorama's density
 CONFIRM_CONTEXT = 5.0  # in a view this many times its size
+# Doubtful finds of a class smaller than this (pixels tall at the panorama's density) are kept without a
+# closer look. A face of a few pixels holds no more detail in a zoomed view, and real faces there, most
+# of them seen from the side, fail the look as often as texture does: in a street panorama of pano360 the
+# look dropped about 14 passers-by's faces 11-24 px tall. Kept, they cost some false blur of the same size
+# (chains, bicycle parts, fences). Under 32 px the face net itself is unsure (synthetic faces of 16 px:
+# 80% found); figures: README "Panoramas".
+KEPT_UNLOOKED_BELOW = {"face": 32.0}
 
 
 def confirm(rgb: np.ndarray, geo: Equirect, dets: Detections, detectors: list[Detector],
@@ -88,17 +95,21 @@ def confirm(rgb: np.ndarray, geo: Equirect, dets: Detections, detectors: list[De
     The views are searched with a lower threshold so that faces of a few pixels are not lost; each
     such doubtful find is rendered again, centred, at twice the density, and kept when the detector
     finds the same object there with a score of ``sure`` or more. Texture that merely resembles a
-    face at a few pixels rarely survives the closer look.
+    face rarely survives the closer look. A doubtful find smaller than its class's
+    ``KEPT_UNLOOKED_BELOW`` is kept without one: at a few pixels real faces fail it too.
     """
     if not len(dets) or dets.places is None:
         return dets
     by_class = {d.class_name: d for d in detectors}
     keep = np.ones(len(dets), bool)
+    pixels_per_degree = geo.full_width / 360.0
     for i, (place, cid, score) in enumerate(zip(dets.places, dets.class_ids, dets.scores, strict=True)):
         name = CLASSES[cid]
         if name not in sure or score >= sure[name] or name not in by_class:
             continue
         yaw, pitch, ang_w, ang_h = (float(v) for v in place)
+        if ang_h * pixels_per_degree < KEPT_UNLOOKED_BELOW.get(name, 0.0):
+            continue
         fov = float(np.clip(CONFIRM_CONTEXT * max(ang_w, ang_h), 3.0, 90.0))
         focal = geo.focal * CONFIRM_ZOOM
         size = 2 * focal * math.tan(math.radians(fov) / 2)
