@@ -20,23 +20,16 @@ import math
 
 import numpy as np
 
-from piiblur.projections.camera import View, directions, view_of
+from piiblur.projections.camera import View, directions
 from piiblur.projections.sphere_geometry import Equirect
-from piiblur.projections.view_sets import VIEW_SETS, Ring
+from piiblur.projections.view_sets import VIEW_SETS, views_for
 
 BANDS = [(lo, lo + 10) for lo in range(-90, 90, 10)]
 
 
-def full_density_views(rings: tuple[Ring, ...], geo: Equirect, class_name: str) -> list[View]:
-    views = []
-    for ring in rings:
-        if class_name not in ring.classes or ring.density < 1.0:
-            continue
-        for i in range(ring.count):
-            yaw = (ring.yaw_offset + i * 360.0 / ring.count + 180) % 360 - 180
-            views.append(view_of(yaw, ring.pitch, ring.fov, geo.focal * ring.density, roll=ring.roll,
-                                 fov_v=ring.fov_v))
-    return views
+def class_views(geo: Equirect, view_set: str, class_name: str) -> list[View]:
+    """The views of the set that search ``class_name`` (``views_for``, as the detection loop gets them)."""
+    return [view for view, classes in views_for(geo, view_set) if class_name in classes]
 
 
 def best_margins(views: list[View], max_roll: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,13 +64,10 @@ def main() -> int:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name in args.sets.split(","):
-        rings = VIEW_SETS[name]  # type: ignore[index]
         for class_name in ("face", "plate"):
-            megapixels = sum(ring.count * view.width * view.height / 1e6 for ring in rings
-                             if class_name in ring.classes
-                             for view in [view_of(0, ring.pitch, ring.fov, geo.focal * ring.density,
-                                                  fov_v=ring.fov_v)])
-            views = full_density_views(rings, geo, class_name)
+            searched = class_views(geo, name, class_name)
+            megapixels = sum(view.width * view.height for view in searched) / 1e6
+            views = [view for view in searched if view.focal >= geo.focal]  # the coarse views left out
             for max_roll in (float(r) for r in args.roll.split(",")):
                 pitch, best = best_margins(views, max_roll)
                 cells = []
