@@ -58,6 +58,35 @@ def test_jpeg_coefficients_outside_blurred_mcus_are_identical(tmp_path: Path, mo
     assert len(encoded.data) / len(data) < 1.02 + 0.10  # 2% plus the share of re-encoded MCUs (under 10%)
 
 
+def test_blurred_blocks_far_apart_are_those_of_a_whole_picture_encode(tmp_path: Path) -> None:
+    """Blurs far apart are encoded as separate small crops: each changed block must still be exactly the
+    block that encoding the whole blurred picture at the input's tables gives, and no other block changes."""
+    data = jpeg_bytes(scene(800, 240), quality=80, subsampling=2)
+    source = load(tmp_path, "in.jpg", data)
+    pixels = source.pixels.copy()
+    rng = np.random.default_rng(3)
+    for top, left in ((8, 8), (150, 700), (100, 380), (200, 20)):  # corners, middle: separate crops
+        pixels[top : top + 30, left : left + 45] = rng.integers(0, 255, (30, 45, 3), dtype=np.uint8)
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")
+    reference = jpeglib.read_dct(str(tmp_path / "in.jpg"))
+    whole = jpeglib.from_spatial(pixels)
+    whole.samp_factor = reference.samp_factor
+    whole.write_spatial(str(tmp_path / "whole.jpg"), qt=reference.qt, quant_tbl_no=reference.quant_tbl_no)
+    before, after = dct(data, tmp_path), dct(encoded.data, tmp_path)
+    expected = dct((tmp_path / "whole.jpg").read_bytes(), tmp_path)
+    for index, (a, b, c) in enumerate(zip(before, after, expected, strict=True)):
+        changed = (a != b).any(axis=(2, 3))
+        assert changed.any(), f"component {index} unchanged"
+        assert np.array_equal(b[changed], c[changed])
+        rows, cols = np.nonzero(changed)
+        side = 8 if index == 0 else 16  # pixels a block spans (4:2:0)
+        for top, left in ((8, 8), (150, 700), (100, 380), (200, 20)):  # each blur changed its own blocks
+            inside = ((rows * side > top - 16) & (rows * side < top + 30)
+                      & (cols * side > left - 16) & (cols * side < left + 45))
+            assert inside.any()
+
+
 @pytest.mark.parametrize("progressive", [False, True])
 def test_an_rgb_stored_jpeg_is_written_rgb_stored(tmp_path: Path, progressive: bool) -> None:
     """A JPEG whose coefficients are R, G and B (Adobe transform 0, as some editors and scanners write)

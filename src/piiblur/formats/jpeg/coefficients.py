@@ -195,16 +195,39 @@ def _standard_tables(jpeglib: Any) -> frozenset[bytes]:
         return frozenset(huffman_tables(path.read_bytes()))
 
 
+# Touched MCUs closer than this (in MCUs) are encoded in one crop: each crop costs a few milliseconds of
+# jpeglib calls, as much as encoding about a thousand MCUs.
+_GROUP_GAP = 8
+# With more groups than this (thousands of scattered detections), one crop around them all is cheaper.
+_MAX_GROUPS = 256
+
+
+def _groups(mcus: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """MCU-aligned rectangles (row0, row1, col0, col1) that together hold every touched MCU: one around
+    each group of nearby touched MCUs (the blur of one object, mostly), or one around them all."""
+    if not mcus.any():
+        return []
+    near = cv2.dilate(mcus.astype(np.uint8), np.ones((2 * _GROUP_GAP + 1,) * 2, np.uint8))
+    count, labels = cv2.connectedComponents(near, connectivity=8)
+    rows, cols = np.nonzero(mcus)
+    if count - 1 > _MAX_GROUPS:
+        return [(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)]
+    group = labels[rows, cols] - 1
+    top, left = np.full(count - 1, mcus.shape[0]), np.full(count - 1, mcus.shape[1])
+    bottom, right = np.zeros(count - 1, int), np.zeros(count - 1, int)
+    np.minimum.at(top, group, rows)
+    np.minimum.at(left, group, cols)
+    np.maximum.at(bottom, group, rows + 1)
+    np.maximum.at(right, group, cols + 1)
+    return [(int(t), int(b), int(lt), int(r)) for t, b, lt, r in zip(top, bottom, left, right, strict=True)]
+
+
 def _replace_blocks(original: Any, mcus: np.ndarray, factors: np.ndarray, mcu: tuple[int, int],
                     pixels: np.ndarray, patch: _PatchEncoder, out_path: Path, coding: list[str]) -> bytes:
     """The input's coefficients with the changed MCUs' blocks replaced, written by jpeglib (sequential)
     with jpeglib's ``coding`` flags."""
     old = _components(original)
-    touched_rows, touched_cols = np.flatnonzero(mcus.any(axis=1)), np.flatnonzero(mcus.any(axis=0))
-    if touched_rows.size:
-        # encode only the MCU-aligned crop that holds every touched MCU
-        r0, r1 = int(touched_rows[0]), int(touched_rows[-1]) + 1
-        c0, c1 = int(touched_cols[0]), int(touched_cols[-1]) + 1
+    for r0, r1, c0, c1 in _groups(mcus):  # encode only MCU-aligned crops around the touched MCUs
         blurred = patch.blocks(pixels[r0 * mcu[0] : r1 * mcu[0], c0 * mcu[1] : c1 * mcu[1]])
         new = _components(blurred)
         if len(old) != len(new):
