@@ -44,6 +44,10 @@ _NATIVE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "I;16", "I;16B", "I;16L", "I"
 _LAB_SIGN = np.array([0, 128, 128], np.uint8)
 # Formats whose later frames (animation frames, TIFF pages) are decoded, searched, blurred and written back
 ANIMATED = frozenset({"GIF", "WEBP", "PNG", "TIFF"})
+# Formats whose SourceImage keeps only the opened file as ``image``, not Pillow's decoded copy of the
+# picture (4 bytes a pixel: 128 MB of an 8000x4000 panorama, held while it is searched and written).
+# Pillow reads everything their writers need (tables, sampling, APPn segments, MPF) when it opens them.
+HEADER_ONLY = frozenset({"JPEG", "MPO"})
 _ORIENTATION_TAG = 0x0112
 
 
@@ -69,7 +73,9 @@ class SourceImage:
     path: Path
     data: bytes  # the file's bytes as read; never modified
     format: str  # Pillow format name: JPEG, MPO, PNG, TIFF, WEBP, ...
-    image: Image.Image  # first frame, fully decoded (stored pixel grid, unless ``image_upright``)
+    # first frame, fully decoded (stored pixel grid, unless ``image_upright``); for JPEG and MPO only the
+    # file opened (header, tables, metadata), its picture being ``pixels`` (``HEADER_ONLY``)
+    image: Image.Image
     pixels: np.ndarray  # native pixels of ``mode`` in the stored grid: (H, W) or (H, W, C)
     mode: str
     orientation: int = 1  # EXIF orientation, 1 to 8
@@ -85,9 +91,10 @@ class SourceImage:
         """The picture as a person sees it: EXIF orientation applied, 8-bit RGB."""
         if self.orientation == 1 and self.mode == "RGB" and self.pixels.dtype == np.uint8:
             return self.pixels  # already upright RGB: no second full-size copy
+        picture = _from_pixels(self.pixels, self.mode) if self.format in HEADER_ONLY else self.image
         if self.orientation == 1 or self.image_upright:
-            return np.asarray(_to_rgb8(self.image))
-        return np.asarray(_to_rgb8(self.image).transpose(TO_UPRIGHT[self.orientation]))
+            return np.asarray(_to_rgb8(picture))
+        return np.asarray(_to_rgb8(picture).transpose(TO_UPRIGHT[self.orientation]))
 
 
 @dataclass
@@ -156,6 +163,11 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
         pixels = np.asarray(_from_pixels(pixels, mode).transpose(TO_STORED[turned])).copy()
         if mode == "LAB":
             pixels ^= _LAB_SIGN
+    if fmt in HEADER_ONLY and not turned:
+        image.close()
+        with warnings.catch_warnings():  # whatever Pillow warns of, it warned of the first time
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))  # the file opened again, undecoded
     source = SourceImage(Path(path), data, fmt, image, pixels, mode, orientation, image_upright=bool(turned))
     if fmt in ANIMATED and getattr(image, "n_frames", 1) > 1:
         source.later = _later_frames(data, image.n_frames, image.width * image.height, max_pixels)

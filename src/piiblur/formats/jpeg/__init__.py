@@ -27,7 +27,6 @@ __all__ = ["FORMATS", "NotTransplantable", "changed_mcus", "encode", "estimate_q
 
 
 def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
-    picture = Image.fromarray(pixels, source.mode)
     warned: list[str] = []
     try:
         with native_stderr.captured(warned):
@@ -36,5 +35,8 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
         fresh, notes = reencode(source, pixels)
         notes.append(f"whole picture re-encoded: {why}")
     notes.extend(f"libjpeg warned: {line}" for line in warned)
+    # made only now, for the metadata's thumbnails: while the coefficients are read and written, a copy of
+    # the picture in Pillow (4 bytes a pixel) would add to the peak memory of a worker
+    picture = Image.fromarray(pixels, source.mode)
     data, spliced = splice(source.data, fresh, Scrub(picture), picture.mode, getattr(source.image, "n_frames", 1))
     return Encoded(data, notes + spliced)
