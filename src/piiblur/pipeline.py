@@ -19,6 +19,7 @@ import numpy as np
 from piiblur import native_stderr
 from piiblur.detections import Detections
 from piiblur.detectors import OnnxRuntimeOptions, load_detectors
+from piiblur.detectors.base import release_shared_arena
 from piiblur.formats import (
     ImageError,
     SourceImage,
@@ -103,6 +104,7 @@ class Blurrer:
             projection = self.projection(image, result.notes)
             result.projection = projection.name
             founds = self._detect_frames(image, projection, result)
+            release_shared_arena(self.detectors)
             if not any(len(found) for found in founds) and not self._embedded_show_something(image, result):
                 clock.lap("detect")
                 result.status = Status.COPIED
