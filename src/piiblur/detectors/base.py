@@ -20,9 +20,9 @@ REGISTRY: dict[str, type] = {}
 # On the CPU, every session of a process draws its activations from one shared onnxruntime arena that
 # grows by what is asked (not to the next power of two): without an arena every run maps its
 # activations afresh and faults every page in again; with one arena per session each net keeps its
-# own peak. Shared: about 18% less CPU time and less memory than none (README, "Speed"), but the
-# arena keeps its peak: PIIBLUR_CPU_ARENA=0 gives activations back after every run (16K panoramas: less
-# memory, more time).
+# own peak. Shared: about 18% less CPU time and less memory than none (README, "Speed"). The arena
+# keeps its peak until ``release_shared_arena`` (once an image is searched); PIIBLUR_CPU_ARENA=0 gives
+# activations back after every run instead (more time).
 CPU_MEM_ARENA = os.environ.get("PIIBLUR_CPU_ARENA", "1") != "0"
 _shared_arena: bool | None = None  # registered in this process: None = not tried yet
 
