@@ -745,7 +745,12 @@ def generate(count: int, seed: int, batch_size: int, into: Path) -> list[list[Sa
         if kind == "gpano":
             pool = [s for s in pool if s.content.startswith("pano")] or pool
         chosen = file_rng.choice(pool)
-        data, detail = MUTATIONS[kind][0](file_rng, chosen)
+        try:
+            data, detail = MUTATIONS[kind][0](file_rng, chosen)
+        except (SyntaxError, ValueError, OSError) as exc:  # the format's writer refuses the hostile block
+            kind = "bitflip"  # (Pillow's AVIF writer parses the EXIF it is given): mutate the bytes instead
+            data, detail = bitflip(file_rng, chosen)
+            detail = f"{detail} (the writer refused the metadata mutation: {exc})"
         ext = chosen.ext
         if kind == "rename":
             ext = file_rng.choice(sorted({e for e, _ in VARIANTS.values()} - {ext}))
