@@ -298,3 +298,40 @@ def test_c_library_warnings_of_any_decoder_become_notes_not_stray_lines(blurrer,
     assert capfd.readouterr().err == ""
     assert result.status == "failed"
     assert any("not yet in table" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("damage", ["ends after three scans", "marker in the scan"])
+def test_a_damaged_or_incomplete_jpeg_is_written_as_it_was_searched(tmp_path: Path, damage: str) -> None:
+    """The lossless path writes the input's coefficients back, read by another libjpeg than the one
+    that decoded the picture that was searched. A progressive file that ends after its first scans is
+    shown by decoders with its missing detail smoothed over; written back whole, its bare blocks would
+    look otherwise (61 levels apart in the example portrait), and a damaged stream is recovered by each
+    libjpeg in its own way. Such a file is written from the picture that was searched."""
+    rng = np.random.default_rng(5)
+    texture = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    picture = Image.fromarray(texture).resize((256, 192), Image.Resampling.BICUBIC)
+    data = jpeg_bytes(picture, quality=90, progressive=True)
+    scans = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    if damage == "ends after three scans":  # a cut download: no decoder warns
+        data = data[: scans[3]] + b"\xff\xd9"
+    else:
+        middle = (scans[1] + scans[2]) // 2
+        data = data[:middle] + b"\xff\xd9" + data[middle + 2 :]
+    source = load(tmp_path, "in.jpg", data)
+    pixels = source.pixels.copy()
+    pixels[:48, :64] = 0
+    encoded = encode_image(source, pixels)
+    written = np.asarray(Image.open(io.BytesIO(encoded.data)).convert("RGB"), dtype=np.int16)
+    assert np.abs(written - pixels.astype(np.int16))[64:, 80:].max() <= 24  # what was searched (requantised)
+    assert any(note.startswith("whole picture re-encoded") for note in encoded.notes)
+
+
+def test_a_whole_progressive_jpeg_keeps_its_coefficients(tmp_path: Path) -> None:
+    """The check on progressive files lets a complete one through: the same coefficients, the same picture."""
+    picture = Image.fromarray(np.random.default_rng(5).integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    data = jpeg_bytes(picture.resize((256, 192), Image.Resampling.BICUBIC), quality=90, progressive=True)
+    source = load(tmp_path, "in.jpg", data)
+    pixels = source.pixels.copy()
+    pixels[:48, :64] = 0
+    encoded = encode_image(source, pixels)
+    assert encoded.notes[0].startswith("lossless:")

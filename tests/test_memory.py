@@ -22,10 +22,11 @@ def test_the_nets_activations_are_given_back_once_an_image_is_searched() -> None
     """The shared arena keeps the largest view's activations; held while the image is blurred and
     written, they set a worker's peak memory (an 8000x4000 panorama: about 400 MB of 1.25 GB)."""
     (faces,) = load_detectors(["face"], OnnxRuntimeOptions(threads=1))
-    view = np.random.default_rng(0).integers(0, 255, (1536, 1536, 3), dtype=np.uint8)
+    release_shared_arena([faces])  # what earlier runs in this process left in the arena
+    before = resident_mb()
+    view = np.random.default_rng(0).integers(0, 255, (2048, 2048, 3), dtype=np.uint8)
     faces.detect(view, 0.5)
     grown = resident_mb()
+    assert grown > before + 100, (before, grown)  # the activations of one large view
     release_shared_arena([faces])
-    assert resident_mb() < grown - 100
-    faces.detect(view, 0.5)  # and it grows again for the next image
-    assert resident_mb() > grown - 100
+    assert resident_mb() < before + 0.25 * (grown - before), (before, grown, resident_mb())

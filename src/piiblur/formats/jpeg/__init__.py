@@ -15,7 +15,7 @@ from PIL import Image
 from piiblur import native_stderr
 from piiblur.formats import Encoded, SourceImage
 from piiblur.formats._scrub import Scrub
-from piiblur.formats.jpeg.coefficients import NotTransplantable, changed_mcus, transplant
+from piiblur.formats.jpeg.coefficients import NotTransplantable, changed_mcus, shows_what_was_searched, transplant
 from piiblur.formats.jpeg.markers import header_segments, image_end
 from piiblur.formats.jpeg.reencode import estimate_quality, reencode
 from piiblur.formats.jpeg.splicing import extended_xmp, splice
@@ -31,6 +31,12 @@ def encode(source: SourceImage, pixels: np.ndarray) -> Encoded:
     try:
         with native_stderr.captured(warned):
             fresh, notes = transplant(source, pixels)
+        # a damaged stream (libjpeg warned) or a progressive one (it may end before its last scans, without
+        # a warning) is checked: its coefficients must show the picture as it was searched
+        progressive = source.image.info.get("progressive") or source.image.info.get("progression")
+        if (warned or progressive) and not shows_what_was_searched(fresh, source, pixels):
+            raise NotTransplantable("the input's stream is damaged or incomplete, and its coefficients written "
+                                    "back would not show the picture as it was decoded and searched")
     except NotTransplantable as why:
         fresh, notes = reencode(source, pixels)
         notes.append(f"whole picture re-encoded: {why}")

@@ -11,12 +11,14 @@ component) have the changed blocks dropped in by ``jpegtran -drop``, one blurred
 from __future__ import annotations
 
 import functools
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from piiblur.formats import SourceImage, _lossless
 from piiblur.formats.jpeg.markers import arithmetic_coded, huffman_tables, restart_interval
@@ -63,6 +65,42 @@ def changed_mcus(source: SourceImage, pixels: np.ndarray, mcu: tuple[int, int]) 
         padded[:width] = changed
         result[row] = padded.reshape(cols, mcu[1]).any(axis=1)
     return result
+
+
+# Levels a pixel outside the rewritten MCUs may differ by between the lossless output and the picture
+# that was searched: both are the same coefficients through the same decoder, so 0 but for rounding.
+SEARCHED_TOLERANCE = 4
+
+
+def shows_what_was_searched(data: bytes, source: SourceImage, pixels: np.ndarray) -> bool:
+    """True when the lossless output ``data`` decodes to ``pixels`` (the searched picture, blurred)
+    outside the MCUs that hold a changed pixel and the MCUs next to them (whose edge pixels the
+    decoder's chroma upsampling blends with the changed ones), within ``SEARCHED_TOLERANCE``.
+
+    The coefficients are the input's, read by jpeglib's libjpeg, and the picture searched is Pillow's
+    decode of the input. Where the input is damaged or incomplete they can differ: a progressive file
+    that ends after its first scans is shown by a decoder with its missing detail smoothed over, but
+    its coefficients written back into a complete file show the blocks bare (up to 61 levels apart
+    in a test picture), and each libjpeg recovers from a damaged stream in its own way.
+    """
+    layers = getattr(source.image, "layer", None) or [(0, 1, 1, 0)]
+    mcu = (8, 8) if len(layers) == 1 else (8 * max(v for _, _, v, _ in layers), 8 * max(h for _, h, _, _ in layers))
+    try:
+        with Image.open(io.BytesIO(data)) as written:
+            decoded = np.asarray(written.convert(source.mode) if written.mode != source.mode else written)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    if decoded.shape != pixels.shape:
+        return False
+    near = cv2.dilate(changed_mcus(source, pixels, mcu).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    difference = cv2.absdiff(np.ascontiguousarray(decoded), np.ascontiguousarray(pixels))
+    rows, cols = near.shape
+    channels = 1 if difference.ndim == 2 else difference.shape[2]
+    padded = np.zeros((rows * mcu[0], cols * mcu[1] * channels), np.uint8)
+    padded[: pixels.shape[0], : pixels.shape[1] * channels] = difference.reshape(pixels.shape[0], -1)
+    # the largest difference in each MCU, every channel: over its rows (element-wise), then its columns
+    largest = padded.reshape(rows, mcu[0], -1).max(axis=1).reshape(rows, cols, -1).max(axis=2)
+    return int(largest[~near].max(initial=0)) <= SEARCHED_TOLERANCE
 
 
 def _components(jpeg: Any) -> list[np.ndarray]:
