@@ -228,6 +228,32 @@ def test_a_clean_photo_with_clean_embedded_images_is_still_copied(blurrer) -> No
     assert result.status == "copied" and out is None
 
 
+def test_data_after_the_end_of_a_clean_photo_is_not_copied(blurrer) -> None:
+    """A motion photo's video after the JPEG's end cannot be searched: the file is written without it."""
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
+    data = jpeg_bytes(empty_picture(), quality=90) + video
+    result, out = blurrer.process_bytes(data, "motion.jpg")
+    assert result.status == "blurred" and out is not None
+    assert b"ftypmp42" not in out and any("no image" in note for note in result.notes)
+    padded = jpeg_bytes(empty_picture(), quality=90) + bytes(4096)  # zero padding is not data
+    assert blurrer.process_bytes(padded, "padded.jpg")[0].status == "copied"
+
+
+def test_a_face_hidden_behind_a_stray_end_marker_is_not_copied(blurrer) -> None:
+    """An end-of-image marker put into the scan data: decoders stop there and show the top rows only (no
+    face), but the rest of the scan, the face and the plate, is still in the file; taking out two bytes
+    shows them. Copied unchanged as clean, they would be published."""
+    from piiblur.formats.jpeg import header_segments
+
+    data = EXAMPLE.read_bytes()
+    start = header_segments(data)[1] + 2000
+    hidden = data[:start] + b"\xff\xd9" + data[start + 2 :]
+    result, out = blurrer.process_bytes(hidden, "hidden.jpg")
+    assert not result.detections  # the picture as decoders show it holds nothing
+    assert result.status == "blurred" and out is not None
+    assert data[start + 2 : start + 2000] not in out  # the rest of the scan is gone
+
+
 # ---- every frame searched, blurred and kept (item 3) ------------------------------------------------------
 
 

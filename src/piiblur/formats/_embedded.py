@@ -117,10 +117,16 @@ def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
 
 
 def _appended(data: bytes) -> Iterator[Embedded]:
-    """JPEG streams after the image's end: MPO secondary frames, appended previews."""
+    """JPEG streams after the image's end (MPO secondary frames, appended previews), and any other data
+    there: a motion photo's video, a maker's trailer, or the rest of a stream cut short by a stray end
+    marker, which a tolerant decoder or a two-byte repair would show. That is no image that can be
+    searched: it comes with ``data`` None, so the file is written again without it. Zero padding is
+    not data."""
     from .jpeg import image_end
 
-    pos = data.find(_SOI, image_end(data))
+    end = image_end(data)
+    rest, pos = end, data.find(_SOI, end)  # rest: where the tail's bytes not yet accounted for start
+    other = False
     while pos >= 0:
         try:
             length = image_end(data[pos:])
@@ -128,7 +134,12 @@ def _appended(data: bytes) -> Iterator[Embedded]:
             length = 3
         if length > 3:
             yield Embedded("image after the end of the picture (MPO frame or appended JPEG)", data[pos:pos + length])
+            other = other or bool(data[rest:pos].strip(b"\x00"))
+            rest = pos + length
         pos = data.find(_SOI, pos + max(length, 3))
+    if other or data[rest:].strip(b"\x00"):
+        yield Embedded(f"data after the end of the picture that is no image ({len(data) - end} bytes after it in "
+                       "all: a motion photo's video, a maker's trailer, or the rest of a damaged stream)", None)
 
 
 def _png_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
