@@ -239,6 +239,20 @@ def test_data_after_the_end_of_a_clean_photo_is_not_copied(blurrer) -> None:
     assert blurrer.process_bytes(padded, "padded.jpg")[0].status == "copied"
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF"])
+def test_an_image_appended_after_the_end_of_a_clean_file_is_searched(blurrer, fmt: str) -> None:
+    """Bytes after a PNG's IEND, a GIF's trailer or a WebP's RIFF chunk are shown by no viewer, but are in
+    the file: a face appended there is searched, found, and not copied; junk there cannot be searched."""
+    face = save(portrait_image(), "PNG")
+    assert faces_in(blurrer, face)
+    result, out = blurrer.process_bytes(save(empty_picture(), fmt) + face, f"x.{fmt.lower()}")
+    assert result.status == "blurred" and out is not None and face[64:4096] not in out
+    assert any(d.get("embedded") for d in result.detections)
+    result, out = blurrer.process_bytes(save(empty_picture(), fmt) + b"junk" * 100, f"x.{fmt.lower()}")
+    assert result.status == "blurred" and out is not None and b"junk" not in out
+    assert blurrer.process_bytes(save(empty_picture(), fmt), f"x.{fmt.lower()}")[0].status == "copied"
+
+
 def test_a_face_hidden_behind_a_stray_end_marker_is_not_copied(blurrer) -> None:
     """An end-of-image marker put into the scan data: decoders stop there and show the top rows only (no
     face), but the rest of the scan, the face and the plate, is still in the file; taking out two bytes

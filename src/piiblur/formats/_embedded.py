@@ -12,6 +12,7 @@ them, so a file whose embedded images show something is written again, its pictu
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ def embedded_images(source: SourceImage) -> list[Embedded]:
         found.extend(_in_block(kind, where, block))
     if source.format in ("JPEG", "MPO"):
         found.extend(_appended(source.data))
+    end = _structure_end(source.format, source.data)
+    if end is not None and source.data[end:].strip(b"\x00"):  # an image, or anything, appended to the file
+        found.append(Embedded(f"data after the end of the picture ({len(source.data) - end} bytes)", source.data[end:]))
     if source.format in ("HEIF", "AVIF"):
         found.extend(_heif_extras(source))
     return found
@@ -140,6 +144,50 @@ def _appended(data: bytes) -> Iterator[Embedded]:
     if other or data[rest:].strip(b"\x00"):
         yield Embedded(f"data after the end of the picture that is no image ({len(data) - end} bytes after it in "
                        "all: a motion photo's video, a maker's trailer, or the rest of a damaged stream)", None)
+
+
+def _structure_end(fmt: str, data: bytes) -> int | None:
+    """Where a PNG (after IEND), GIF (after its trailer) or WebP (its RIFF size) ends; None for other
+    formats (JPEG: ``_appended``)."""
+    if fmt == "PNG":
+        pos = 8
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack_from(">I4s", data, pos)
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+        return min(pos, len(data))
+    if fmt == "WEBP" and data[:4] == b"RIFF" and len(data) >= 8:
+        size = struct.unpack_from("<I", data, 4)[0]
+        return min(8 + size + (size & 1), len(data))
+    if fmt == "GIF":
+        return _gif_end(data)
+    return None
+
+
+def _gif_end(data: bytes) -> int:
+    """Offset just past a GIF's trailer (or where its blocks stop making sense)."""
+
+    def sub_blocks(pos: int) -> int:
+        while pos < len(data) and data[pos]:
+            pos += 1 + data[pos]
+        return pos + 1
+
+    def colour_table(pos: int, packed: int) -> int:
+        return pos + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
+
+    pos = colour_table(13, data[10]) if len(data) > 13 else len(data)
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            return pos + 1
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = sub_blocks(pos + 2)
+        elif block == 0x2C and pos + 10 <= len(data):  # image descriptor, local colour table, LZW data
+            pos = sub_blocks(colour_table(pos + 10, data[pos + 9]) + 1)
+        else:
+            return pos
+    return len(data)
 
 
 def _png_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
