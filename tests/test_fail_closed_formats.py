@@ -253,6 +253,44 @@ def test_an_image_appended_after_the_end_of_a_clean_file_is_searched(blurrer, fm
     assert blurrer.process_bytes(save(empty_picture(), fmt), f"x.{fmt.lower()}")[0].status == "copied"
 
 
+def _with_block(fmt: str, block: bytes) -> bytes:
+    """An empty picture whose file carries ``block`` where no viewer shows it: a JPEG's APP15 segment or
+    comment, a PNG's private chunk, a WebP's unknown chunk."""
+    import zlib
+
+    if fmt in ("APP15", "COM"):
+        base = save(empty_picture(), "JPEG", quality=90)
+        marker = b"\xff\xef" if fmt == "APP15" else b"\xff\xfe"
+        return base[:2] + marker + struct.pack(">H", len(block) + 2) + block + base[2:]
+    if fmt == "PNG":
+        base = save(empty_picture(), "PNG")
+        at = base.index(b"IDAT") - 4
+        crc = struct.pack(">I", zlib.crc32(b"prVt" + block) & 0xFFFFFFFF)
+        return base[:at] + struct.pack(">I", len(block)) + b"prVt" + block + crc + base[at:]
+    base = save(empty_picture(), "WEBP")
+    riff = base[8:] + b"prVt" + struct.pack("<I", len(block)) + block + b"\x00" * (len(block) & 1)
+    return b"RIFF" + struct.pack("<I", len(riff)) + riff
+
+
+@pytest.mark.parametrize(("fmt", "inner"), [("APP15", "PNG"), ("COM", "JPEG"), ("COM", "GIF"), ("PNG", "PNG"),
+                                            ("WEBP", "PNG")])
+def test_an_image_file_in_any_metadata_block_is_searched_and_removed(blurrer, fmt: str, inner: str) -> None:
+    """A whole image file put into a segment or chunk that no viewer shows: searched; with a face in it,
+    the file is written with that image zeroed or dropped, not copied."""
+    face = save(portrait_image().resize((160, 160)), inner, **({"quality": 80} if inner == "JPEG" else {}))
+    assert faces_in(blurrer, face)
+    result, out = blurrer.process_bytes(_with_block(fmt, face), "x.png" if fmt == "PNG" else "x.webp"
+                                        if fmt == "WEBP" else "x.jpg")
+    assert result.status == "blurred" and out is not None
+    assert any(d.get("embedded") for d in result.detections)
+    assert face[16:2000] not in out
+
+
+def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
+    result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
+    assert result.status == "copied" and out is None
+
+
 def test_a_face_hidden_behind_a_stray_end_marker_is_not_copied(blurrer) -> None:
     """An end-of-image marker put into the scan data: decoders stop there and show the top rows only (no
     face), but the rest of the scan, the face and the plate, is still in the file; taking out two bytes

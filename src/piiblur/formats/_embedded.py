@@ -12,7 +12,6 @@ them, so a file whose embedded images show something is written again, its pictu
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,9 +19,14 @@ from PIL import Image
 
 from . import SourceImage
 from ._exif import EXIF_HEADER, preview_spans, thumbnail_range
+from ._signatures import image_spans, structure_end
 from ._xmp import XMP_SIGNATURE, images_in
 
 _SOI = b"\xff\xd8\xff"
+# chunks that hold the picture itself or text (searched as text), not searched as blocks
+_PNG_PICTURE_AND_TEXT = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT", b"tEXt", b"zTXt",
+                                   b"iTXt"})
+_WEBP_PICTURE = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF"})
 _SUB_IFDS, _XMP_TAG, _PHOTOSHOP, _EXIF_IFD, _MAKER_NOTE = 330, 700, 34377, 0x8769, 0x927C
 
 
@@ -39,7 +43,7 @@ def embedded_images(source: SourceImage) -> list[Embedded]:
         found.extend(_in_block(kind, where, block))
     if source.format in ("JPEG", "MPO"):
         found.extend(_appended(source.data))
-    end = _structure_end(source.format, source.data)
+    end = structure_end(source.format, source.data)
     if end is not None and source.data[end:].strip(b"\x00"):  # an image, or anything, appended to the file
         found.append(Embedded(f"data after the end of the picture ({len(source.data) - end} bytes)", source.data[end:]))
     if source.format in ("HEIF", "AVIF"):
@@ -70,11 +74,16 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
     elif kind == "xmp":
         for name, data in images_in(block):
             yield Embedded(f"{name} in the {where}", data)
+        for start, end in preview_spans(block):  # a JPEG file put raw into the text
+            yield Embedded(f"JPEG image in the {where}", block[start:end])
     elif kind == "missing":
         yield Embedded(where, None)
     else:
         for start, end in preview_spans(block):
             yield Embedded(f"preview in the {where}", block[start:end])
+    if kind != "missing":  # a whole PNG, GIF or WebP file in any block (the scrub blanks them)
+        for start, end, fmt in image_spans(block):
+            yield Embedded(f"{fmt} image in the {where}", block[start:end])
 
 
 def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
@@ -108,6 +117,9 @@ def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
         yield "xmp", "extended XMP", packet
     for marker, segment in segments:
         payload = segment[4:]
+        if marker == 0xFE:  # a comment: text, or anything
+            yield "other", "comment (COM) segment", payload
+            continue
         if not (0xE0 <= marker <= 0xEF) or payload.startswith(EXTENDED_SIGNATURE):
             continue
         if marker == 0xE1 and payload.startswith(EXIF_HEADER):
@@ -146,56 +158,15 @@ def _appended(data: bytes) -> Iterator[Embedded]:
                        "all: a motion photo's video, a maker's trailer, or the rest of a damaged stream)", None)
 
 
-def _structure_end(fmt: str, data: bytes) -> int | None:
-    """Where a PNG (after IEND), GIF (after its trailer) or WebP (its RIFF size) ends; None for other
-    formats (JPEG: ``_appended``)."""
-    if fmt == "PNG":
-        pos = 8
-        while pos + 8 <= len(data):
-            length, kind = struct.unpack_from(">I4s", data, pos)
-            pos += 12 + length
-            if kind == b"IEND":
-                break
-        return min(pos, len(data))
-    if fmt == "WEBP" and data[:4] == b"RIFF" and len(data) >= 8:
-        size = struct.unpack_from("<I", data, 4)[0]
-        return min(8 + size + (size & 1), len(data))
-    if fmt == "GIF":
-        return _gif_end(data)
-    return None
-
-
-def _gif_end(data: bytes) -> int:
-    """Offset just past a GIF's trailer (or where its blocks stop making sense)."""
-
-    def sub_blocks(pos: int) -> int:
-        while pos < len(data) and data[pos]:
-            pos += 1 + data[pos]
-        return pos + 1
-
-    def colour_table(pos: int, packed: int) -> int:
-        return pos + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
-
-    pos = colour_table(13, data[10]) if len(data) > 13 else len(data)
-    while pos < len(data):
-        block = data[pos]
-        if block == 0x3B:  # trailer
-            return pos + 1
-        if block == 0x21:  # extension: label, then sub-blocks
-            pos = sub_blocks(pos + 2)
-        elif block == 0x2C and pos + 10 <= len(data):  # image descriptor, local colour table, LZW data
-            pos = sub_blocks(colour_table(pos + 10, data[pos + 9]) + 1)
-        else:
-            return pos
-    return len(data)
-
-
 def _png_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
     from .png import chunks, raw_profile, text_of
 
     for kind, chunk in chunks(data):
         if kind == b"eXIf":
             yield "exif", "EXIF", chunk
+            continue
+        if kind not in _PNG_PICTURE_AND_TEXT:  # a private or any other chunk: it may hold a file
+            yield "other", f"{kind.decode('latin-1')} chunk", chunk
             continue
         blob = raw_profile(kind, chunk)
         if blob is not None:
@@ -231,6 +202,8 @@ def _webp_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
             yield "exif", "EXIF", chunk
         elif fourcc == b"XMP ":
             yield "xmp", "XMP", chunk
+        elif fourcc not in _WEBP_PICTURE:
+            yield "other", f"{fourcc.decode('latin-1').strip()} chunk", chunk
 
 
 def _heif_extras(source: SourceImage) -> Iterator[Embedded]:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from ._signatures import image_spans
+
 EXIF_HEADER = b"Exif\x00\x00"
 _THUMB_OFFSET = 0x0201
 _THUMB_LENGTH = 0x0202
@@ -128,14 +130,18 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
     """Redraw, in place, every decodable JPEG embedded in an EXIF payload other than the IFD1 thumbnail.
 
     Each is found by its SOI and the next EOI and replaced like the thumbnail (zeroed when no new
-    one fits). Returns the new payload and how many previews were replaced.
+    one fits); a whole PNG, GIF or WebP file is zeroed. Returns the new payload and how many previews
+    were replaced.
     """
     out = bytearray(payload)
     spans = preview_spans(payload)
     for pos, end in spans:
         new = make_thumb(payload[pos:end], end - pos)
         _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
-    return bytes(out), len(spans)
+    others = image_spans(bytes(out))  # whole PNG, GIF or WebP files: zeroed, not redrawn
+    for pos, end, _ in others:
+        _overwrite(out, pos, end, None)
+    return bytes(out), len(spans) + len(others)
 
 
 def preview_spans(payload: bytes) -> list[tuple[int, int]]:
@@ -201,7 +207,7 @@ def scrub_exif(exif: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
 
 def redraw_previews(block: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
     """Redraw, in place, preview JPEGs found in any metadata block (Photoshop resources, for example)."""
-    if b"\xff\xd8\xff" not in block:
+    if b"\xff\xd8\xff" not in block and not image_spans(block):
         return block, []
     block, count = replace_previews(block, thumb_maker(picture))
     return block, [f"{count} preview image(s) in metadata redrawn from the blurred image"] if count else []

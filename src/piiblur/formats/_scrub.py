@@ -15,7 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from ._exif import redraw_previews, scrub_exif
+from ._exif import redraw_previews, replace_previews, scrub_exif
+from ._signatures import image_spans
 from ._xmp import strip_images
 
 # Pillow ``info`` keys a writer may pass back to Pillow: kept as they are, or scrubbed on the way
@@ -50,6 +51,10 @@ class Scrub:
         stripped, removed = strip_images(raw)
         if removed:
             self.notes.append(f"image(s) embedded in the {where} removed: {', '.join(removed)}")
+        if b"\xff\xd8\xff" in stripped or image_spans(stripped):  # an image file put raw into the text
+            stripped, count = replace_previews(stripped, lambda old, size: None)
+            if count:
+                self.notes.append(f"{count} image file(s) inside the {where} zeroed")
         return stripped
 
     def previews(self, block: bytes) -> bytes:

@@ -116,7 +116,7 @@ def _kept_segments(old_segments: list[tuple[int, bytes]], encoder_adobe: list[by
             continue
         if marker == Marker.APP1 and payload(segment).startswith(EXIF_HEADER):
             segment = with_payload(marker, scrub.exif(payload(segment)))
-        elif marker != Marker.COM:  # e.g. the Photoshop thumbnail resource in APP13
+        else:  # e.g. the Photoshop thumbnail resource in APP13; an image file put into a comment
             segment = with_payload(marker, scrub.previews(payload(segment)))
         (late if after_sof else kept).append(segment)
     return kept, late, had_mpf

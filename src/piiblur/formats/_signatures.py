@@ -1,0 +1,84 @@
+"""Images of other formats inside a block of bytes, and where a file's own structure ends.
+
+A metadata block (a JPEG's APPn or COM segment, a PNG text or private chunk, an EXIF maker note) can hold
+a whole PNG, GIF or WebP file, and bytes can follow the end of a PNG, GIF or WebP file; no viewer shows
+either, but they are in the file. ``image_spans`` finds the first kind (JPEG previews have their own
+finder, ``_exif.preview_spans``); ``structure_end`` tells where the second kind begins.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+# signature, format; a match counts only where the header after it makes sense (``_plausible``)
+SIGNATURES = ((_PNG, "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"RIFF", "WEBP"))
+
+
+def structure_end(fmt: str, data: bytes) -> int | None:
+    """Where a PNG (after IEND), GIF (after its trailer) or WebP (its RIFF chunk) file that starts at
+    ``data``'s first byte ends; None for other formats."""
+    if fmt == "PNG":
+        pos = len(_PNG)
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack_from(">I4s", data, pos)
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+        return min(pos, len(data))
+    if fmt == "WEBP" and data[:4] == b"RIFF" and len(data) >= 8:
+        size = struct.unpack_from("<I", data, 4)[0]
+        return min(8 + size + (size & 1), len(data))
+    if fmt == "GIF":
+        return _gif_end(data)[0]
+    return None
+
+
+def image_spans(block: bytes) -> list[tuple[int, int, str]]:
+    """(start, end, format) of every PNG, GIF and WebP file inside ``block``, decodable or not."""
+    spans: list[tuple[int, int, str]] = []
+    for signature, fmt in SIGNATURES:
+        pos = block.find(signature)
+        while pos >= 0:
+            rest = block[pos:]
+            end = structure_end(fmt, rest) if _plausible(fmt, rest) else None
+            if end:
+                spans.append((pos, pos + end, fmt))
+            pos = block.find(signature, pos + (end or 1))
+    return sorted(spans)
+
+
+def _plausible(fmt: str, data: bytes) -> bool:
+    """True when what follows a signature is that format's header: PNG's IHDR chunk, a GIF whose blocks
+    lead to its trailer, a RIFF chunk of WebP (text that merely says "GIF89a" is none of these)."""
+    if fmt == "PNG":
+        return data[12:16] == b"IHDR"
+    if fmt == "WEBP":
+        return data[8:12] == b"WEBP"
+    return len(data) > 13 and _gif_end(data)[1]
+
+
+def _gif_end(data: bytes) -> tuple[int, bool]:
+    """Offset just past a GIF's trailer, or where its blocks stop making sense; and whether it was the
+    trailer."""
+
+    def sub_blocks(pos: int) -> int:
+        while pos < len(data) and data[pos]:
+            pos += 1 + data[pos]
+        return pos + 1
+
+    def colour_table(pos: int, packed: int) -> int:
+        return pos + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
+
+    pos = colour_table(13, data[10]) if len(data) > 13 else len(data)
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            return pos + 1, True
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = sub_blocks(pos + 2)
+        elif block == 0x2C and pos + 10 <= len(data):  # image descriptor, local colour table, LZW data
+            pos = sub_blocks(colour_table(pos + 10, data[pos + 9]) + 1)
+        else:
+            return pos, False
+    return len(data), False
