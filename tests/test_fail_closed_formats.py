@@ -286,6 +286,24 @@ def test_an_image_file_in_any_metadata_block_is_searched_and_removed(blurrer, fm
     assert face[16:2000] not in out
 
 
+@pytest.mark.parametrize("segment", ["JFIF", "JFXX"])
+def test_a_jfif_thumbnail_is_searched_and_removed(blurrer, segment: str) -> None:
+    """JFIF's APP0 segment, and its JFXX extension, can carry a thumbnail as raw pixels, which no JPEG
+    preview finder sees: searched as a picture, and gone from the output, blurred or not."""
+    thumb = np.asarray(portrait_image().resize((120, 120)))
+    header = b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01"
+    body = header + b"\x78\x78" + thumb.tobytes() if segment == "JFIF" else b"JFXX\x00\x13\x78\x78" + thumb.tobytes()
+    app0 = b"\xff\xe0" + struct.pack(">H", len(body) + 2) + body
+    for picture in (empty_picture(), portrait_image()):
+        base = save(picture, "JPEG", quality=90)
+        assert base[2:4] == b"\xff\xe0"  # Pillow's own JFIF segment, replaced
+        data = base[:2] + app0 + base[4 + struct.unpack(">H", base[4:6])[0] :]
+        result, out = blurrer.process_bytes(data, "jfif.jpg")
+        assert result.status == "blurred" and out is not None
+        assert thumb.tobytes()[6000:9000] not in out
+        assert any("JFIF thumbnail removed" in n or "JFXX thumbnail" in n for n in result.notes)
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

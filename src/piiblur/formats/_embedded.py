@@ -42,6 +42,7 @@ def embedded_images(source: SourceImage) -> list[Embedded]:
     for kind, where, block in _blocks(source):
         found.extend(_in_block(kind, where, block))
     if source.format in ("JPEG", "MPO"):
+        found.extend(_jfif_thumbnails(source.data))
         found.extend(_appended(source.data))
     end = structure_end(source.format, source.data)
     if end is not None and source.data[end:].strip(b"\x00"):  # an image, or anything, appended to the file
@@ -130,6 +131,38 @@ def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
             yield "missing", "FlashPix (FPXR) preview (split over segments, so not searched)", b""
         else:
             yield "other", f"APP{marker - 0xE0} segment", payload
+
+
+def _jfif_thumbnails(data: bytes) -> Iterator[Embedded]:
+    """The thumbnails of a JPEG's JFIF (raw RGB) and JFXX (palette or RGB) APP0 segments, as pictures; a
+    JFXX JPEG thumbnail is a preview like any other (``preview_spans``). The writer removes them all."""
+    from .jpeg import header_segments
+
+    for marker, segment in header_segments(data)[0]:
+        payload = segment[4:]
+        if marker != 0xE0 or len(payload) < 8:
+            continue
+        if payload.startswith(b"JFIF\x00") and len(payload) >= 14 and payload[12] and payload[13]:
+            size = (payload[12], payload[13])
+            raw = payload[14 : 14 + 3 * size[0] * size[1]]
+            picture = Image.frombytes("RGB", size, raw) if len(raw) == 3 * size[0] * size[1] else None
+        elif payload.startswith(b"JFXX\x00") and payload[5] in (0x11, 0x13):
+            size = (payload[6], payload[7])
+            if payload[5] == 0x13:
+                raw = payload[8 : 8 + 3 * size[0] * size[1]]
+                picture = Image.frombytes("RGB", size, raw) if len(raw) == 3 * size[0] * size[1] else None
+            else:
+                palette, raw = payload[8:776], payload[776 : 776 + size[0] * size[1]]
+                picture = None
+                if len(palette) == 768 and len(raw) == size[0] * size[1]:
+                    picture = Image.frombytes("P", size, raw)
+                    picture.putpalette(palette)
+        else:
+            continue
+        if picture is None or not size[0] or not size[1]:
+            yield Embedded("JFIF thumbnail (truncated, so not searched)", None)
+        else:
+            yield Embedded("JFIF thumbnail", _png(picture))
 
 
 def _appended(data: bytes) -> Iterator[Embedded]:

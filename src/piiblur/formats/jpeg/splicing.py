@@ -114,9 +114,27 @@ def _kept_segments(old_segments: list[tuple[int, bytes]], encoder_adobe: list[by
         if is_adobe(marker, segment) and len(segment) >= 16 and segment[15] == 0 and rgb:
             notes.append("Adobe APP14 dropped (it declared RGB storage; the new file is YCbCr)")
             continue
-        if marker == Marker.APP1 and payload(segment).startswith(EXIF_HEADER):
+        if marker == Marker.APP0 and payload(segment).startswith((b"JFIF\x00", b"JFXX\x00")):
+            thumbless = _without_jfif_thumbnail(segment)
+            if thumbless != segment:
+                notes.append("JFIF thumbnail removed" if thumbless else "JFXX thumbnail segment removed")
+            if not thumbless:
+                continue
+            segment = thumbless
+        elif marker == Marker.APP1 and payload(segment).startswith(EXIF_HEADER):
             segment = with_payload(marker, scrub.exif(payload(segment)))
         else:  # e.g. the Photoshop thumbnail resource in APP13; an image file put into a comment
             segment = with_payload(marker, scrub.previews(payload(segment)))
         (late if after_sof else kept).append(segment)
     return kept, late, had_mpf
+
+
+def _without_jfif_thumbnail(segment: bytes) -> bytes:
+    """A JFIF APP0 segment with its thumbnail (raw pixels of the unblurred picture) taken out; b"" for a
+    JFXX segment, which holds nothing but a thumbnail."""
+    body = payload(segment)
+    if body.startswith(b"JFXX\x00"):
+        return b""
+    if len(body) >= 14 and (body[12] or body[13] or len(body) > 14):
+        return with_payload(Marker.APP0, body[:12] + b"\x00\x00")
+    return segment
