@@ -304,6 +304,13 @@ def test_a_jfif_thumbnail_is_searched_and_removed(blurrer, segment: str) -> None
         assert any("JFIF thumbnail removed" in n or "JFXX thumbnail" in n for n in result.notes)
 
 
+def test_an_image_in_a_gif_comment_is_searched_and_dropped(blurrer) -> None:
+    face = save(portrait_image().resize((160, 160)), "PNG")
+    result, out = blurrer.process_bytes(save(empty_picture(), "GIF", comment=face), "x.gif")
+    assert result.status == "blurred" and out is not None and face[16:2000] not in out
+    assert blurrer.process_bytes(save(empty_picture(), "GIF", comment=b"words"), "x.gif")[0].status == "copied"
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

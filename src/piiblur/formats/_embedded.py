@@ -104,6 +104,9 @@ def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
         xmp = info.get("xmp")
         if xmp:
             yield "xmp", "XMP", xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+        comment = info.get("comment")  # a GIF's comment extension
+        if isinstance(comment, bytes | str) and comment:
+            yield "other", "comment", comment.encode("utf-8") if isinstance(comment, str) else comment
 
 
 def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
