@@ -16,8 +16,8 @@ SIGNATURES = ((_PNG, "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"RIFF", "
 
 
 def structure_end(fmt: str, data: bytes) -> int | None:
-    """Where a PNG (after IEND), GIF (after its trailer) or WebP (its RIFF chunk) file that starts at
-    ``data``'s first byte ends; None for other formats."""
+    """Where a PNG (after IEND), GIF (after its trailer), WebP (its RIFF chunk) or HEIF/AVIF (its boxes)
+    file that starts at ``data``'s first byte ends; None for other formats."""
     if fmt == "PNG":
         pos = len(_PNG)
         while pos + 8 <= len(data):
@@ -31,7 +31,24 @@ def structure_end(fmt: str, data: bytes) -> int | None:
         return min(8 + size + (size & 1), len(data))
     if fmt == "GIF":
         return _gif_end(data)[0]
+    if fmt in ("HEIF", "AVIF"):
+        return _boxes_end(data)
     return None
+
+
+def _boxes_end(data: bytes) -> int:
+    """Where an ISO base media file's (HEIF, AVIF) top-level boxes end: after the last whole box."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size = struct.unpack_from(">I", data, pos)[0]
+        if size == 1 and pos + 16 <= len(data):  # a 64-bit size follows the type
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        elif size == 0:  # the last box, to the end of the file
+            return len(data)
+        if size < 8 or pos + size > len(data):
+            return pos
+        pos += size
+    return pos
 
 
 def image_spans(block: bytes) -> list[tuple[int, int, str]]:
