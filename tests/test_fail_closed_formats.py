@@ -311,6 +311,20 @@ def test_an_image_in_a_gif_comment_is_searched_and_dropped(blurrer) -> None:
     assert blurrer.process_bytes(save(empty_picture(), "GIF", comment=b"words"), "x.gif")[0].status == "copied"
 
 
+@pytest.mark.parametrize("inner", ["JPEG", "PNG"])
+def test_an_image_in_a_private_tiff_tag_is_searched_and_removed(blurrer, inner: str) -> None:
+    """The TIFF writer copies every tag it does not rewrite: one of bytes may hold an image file."""
+    from PIL import TiffImagePlugin
+
+    face = save(portrait_image().resize((160, 160)), inner, **({"quality": 80} if inner == "JPEG" else {}))
+    for picture in (empty_picture(), portrait_image()):
+        tags = TiffImagePlugin.ImageFileDirectory_v2()
+        tags[50001] = face
+        tags.tagtype[50001] = 7  # UNDEFINED: bytes
+        result, out = blurrer.process_bytes(save(picture, "TIFF", tiffinfo=tags), "private.tif")
+        assert result.status == "blurred" and out is not None and face[16:2000] not in out
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

@@ -303,9 +303,9 @@ def test_maker_note_preview_is_redrawn_in_place() -> None:
     preview = jpeg_bytes(scene(200, 150), quality=95)
     payload = EXIF_HEADER + exif_block(None, "<", maker_note=b"Maker\x00" + preview + b"\x00tail")
     dark = Image.new("RGB", (W, H))
-    new, count = replace_previews(payload, lambda old, budget: jpeg_bytes(dark.resize(Image.open(
+    new, count, others = replace_previews(payload, lambda old, budget: jpeg_bytes(dark.resize(Image.open(
         io.BytesIO(old)).size), quality=50))
-    assert count == 1 and len(new) == len(payload) and preview not in new
+    assert (count, others) == (1, 0) and len(new) == len(payload) and preview not in new
     at = payload.index(preview)
     assert new[:at] == payload[:at] and new[at + len(preview):] == payload[at + len(preview):]
     redrawn = Image.open(io.BytesIO(new[at:at + len(preview)]))

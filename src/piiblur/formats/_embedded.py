@@ -223,9 +223,12 @@ def _tiff_blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
         yield "xmp", "XMP", tags[_XMP_TAG]
     if isinstance(tags.get(_PHOTOSHOP), bytes):
         yield "other", "Photoshop resources", tags[_PHOTOSHOP]
-    note = source.image.getexif().get_ifd(_EXIF_IFD).get(_MAKER_NOTE)
-    if isinstance(note, bytes):
-        yield "other", "maker note", note
+    for tag, value in tags.items():  # any other tag of bytes (a private one) may hold an image file
+        if tag not in (_XMP_TAG, _PHOTOSHOP) and isinstance(value, bytes) and len(value) > 64:
+            yield "other", f"TIFF tag {tag}", value
+    for tag, value in source.image.getexif().get_ifd(_EXIF_IFD).items():
+        if isinstance(value, bytes) and (tag == _MAKER_NOTE or len(value) > 64):
+            yield "other", "maker note" if tag == _MAKER_NOTE else f"EXIF tag {tag}", value
     if _SUB_IFDS in tags:
         yield "missing", "SubIFD previews (not searched)", b""
 

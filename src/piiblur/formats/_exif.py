@@ -126,12 +126,12 @@ def _overwrite(payload: bytearray, start: int, end: int, new: bytes | None) -> N
     payload[start:end] = (new or b"").ljust(end - start, b"\x00")
 
 
-def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int]:
+def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int, int]:
     """Redraw, in place, every decodable JPEG embedded in an EXIF payload other than the IFD1 thumbnail.
 
     Each is found by its SOI and the next EOI and replaced like the thumbnail (zeroed when no new
-    one fits); a whole PNG, GIF or WebP file is zeroed. Returns the new payload and how many previews
-    were replaced.
+    one fits); a whole PNG, GIF or WebP file is zeroed. Returns the new payload, how many JPEGs were
+    replaced and how many other image files zeroed.
     """
     out = bytearray(payload)
     spans = preview_spans(payload)
@@ -141,7 +141,7 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
     others = image_spans(bytes(out))  # whole PNG, GIF or WebP files: zeroed, not redrawn
     for pos, end, _ in others:
         _overwrite(out, pos, end, None)
-    return bytes(out), len(spans) + len(others)
+    return bytes(out), len(spans), len(others)
 
 
 def preview_spans(payload: bytes) -> list[tuple[int, int]]:
@@ -198,10 +198,12 @@ def scrub_exif(exif: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
     payload = EXIF_HEADER + exif if bare else exif
     make = thumb_maker(picture)
     payload, note = replace_thumbnail(payload, make)
-    payload, previews = replace_previews(payload, make)
+    payload, previews, others = replace_previews(payload, make)
     notes = [note] if note else []
     if previews:
         notes.append(f"{previews} preview image(s) inside the EXIF (maker note) redrawn from the blurred image")
+    if others:
+        notes.append(f"{others} PNG, GIF or WebP image(s) inside the EXIF zeroed")
     return (payload[len(EXIF_HEADER):] if bare else payload), notes
 
 
@@ -209,5 +211,6 @@ def redraw_previews(block: bytes, picture: Image.Image) -> tuple[bytes, list[str
     """Redraw, in place, preview JPEGs found in any metadata block (Photoshop resources, for example)."""
     if b"\xff\xd8\xff" not in block and not image_spans(block):
         return block, []
-    block, count = replace_previews(block, thumb_maker(picture))
-    return block, [f"{count} preview image(s) in metadata redrawn from the blurred image"] if count else []
+    block, count, others = replace_previews(block, thumb_maker(picture))
+    notes = [f"{count} preview image(s) in metadata redrawn from the blurred image"] if count else []
+    return block, notes + ([f"{others} PNG, GIF or WebP image(s) in metadata zeroed"] if others else [])

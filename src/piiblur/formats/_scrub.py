@@ -52,9 +52,9 @@ class Scrub:
         if removed:
             self.notes.append(f"image(s) embedded in the {where} removed: {', '.join(removed)}")
         if b"\xff\xd8\xff" in stripped or image_spans(stripped):  # an image file put raw into the text
-            stripped, count = replace_previews(stripped, lambda old, size: None)
-            if count:
-                self.notes.append(f"{count} image file(s) inside the {where} zeroed")
+            stripped, jpegs, others = replace_previews(stripped, lambda old, size: None)
+            if jpegs + others:
+                self.notes.append(f"{jpegs + others} image file(s) inside the {where} zeroed")
         return stripped
 
     def previews(self, block: bytes) -> bytes:

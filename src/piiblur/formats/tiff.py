@@ -45,10 +45,8 @@ def _tags(source: SourceImage, scrub: Scrub) -> ImageFileDirectory_v2:
         if tag in _LAYOUT_TAGS:
             continue
         value = original[tag]
-        if tag == PHOTOSHOP and isinstance(value, bytes):
-            value = scrub.previews(value)
-        if tag == XMP and isinstance(value, bytes):
-            value = scrub.xmp(value)
+        if isinstance(value, bytes):  # Photoshop resources, a private tag: any may hold an image file
+            value = scrub.xmp(value) if tag == XMP else scrub.previews(value)
         tags[tag] = value
         if tag in original.tagtype:
             tags.tagtype[tag] = original.tagtype[tag]
@@ -60,7 +58,7 @@ def _sub_ifds(source: SourceImage, scrub: Scrub) -> dict[int, dict[int, Any]]:
     found: dict[int, dict[int, Any]] = {}
     for tag in (EXIF_IFD, GPS_IFD):
         if tag in source.image.tag_v2:
-            values = {k: scrub.previews(v) if k == MAKER_NOTE and isinstance(v, bytes) else v
+            values = {k: scrub.previews(v) if isinstance(v, bytes) else v  # the maker note, any other
                       for k, v in exif.get_ifd(tag).items() if k != INTEROP_IFD}
             if values:
                 found[tag] = values
