@@ -106,9 +106,11 @@ def test_audit_fails_closed_on_a_file_it_cannot_read(tmp_path: Path, capsys) -> 
     assert "error: cut.jpg" in capsys.readouterr().err
 
 
-def test_audit_refuses_a_sheet_inside_the_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["sheet.png", "sheet.bin", "sub/sheet"])
+def test_audit_refuses_a_sheet_inside_the_folder(tmp_path: Path, name: str) -> None:
+    """The sheet's crops are what may still be faces: whatever its name, not among what is published."""
     with pytest.raises(SystemExit) as stop:
-        _cli("audit", tmp_path, "--contact-sheet", tmp_path / "sheet.png")
+        _cli("audit", tmp_path, "--contact-sheet", tmp_path / name)
     assert stop.value.code == 2
 
 

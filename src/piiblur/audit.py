@@ -482,6 +482,10 @@ def main(argv: Sequence[str], add_detection_options: Callable[[argparse.Argument
         if given is not None and (given.resolve() == args.dir.resolve() or (
                 inside and given.suffix.lower() in IMAGE_EXTENSIONS)):
             parser.error(f"{given}: an image written inside DIR would be audited next time; choose another place")
+    if args.contact_sheet is not None and args.contact_sheet.resolve().is_relative_to(args.dir.resolve()):
+        # its crops are what may still be a face or a plate: whatever its name, never among what is published
+        parser.error(f"{args.contact_sheet}: the contact sheet shows what may still be faces and plates; write it "
+                     "outside DIR, which is to be published")
     settings = make_settings(args)
     thresholds = audit_settings(settings, args.share).thresholds
     files = sum(1 for _ in image_files(args.dir))
