@@ -239,7 +239,7 @@ def test_data_after_the_end_of_a_clean_photo_is_not_copied(blurrer) -> None:
     assert blurrer.process_bytes(padded, "padded.jpg")[0].status == "copied"
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF", "HEIF", "AVIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF", "HEIF", "AVIF", "TIFF"])
 def test_an_image_appended_after_the_end_of_a_clean_file_is_searched(blurrer, fmt: str) -> None:
     """Bytes after a PNG's IEND, a GIF's trailer or a WebP's RIFF chunk are shown by no viewer, but are in
     the file: a face appended there is searched, found, and not copied; junk there cannot be searched."""

@@ -33,7 +33,51 @@ def structure_end(fmt: str, data: bytes) -> int | None:
         return _gif_end(data)[0]
     if fmt in ("HEIF", "AVIF"):
         return _boxes_end(data)
+    if fmt == "TIFF":
+        return _tiff_end(data)
     return None
+
+
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_TIFF_SUB_IFDS = (330, 34665, 34853, 40965)  # SubIFDs, EXIF, GPS, Interoperability
+_TIFF_DATA = ((273, 279), (324, 325), (513, 514))  # strips, tiles, an old-style JPEG thumbnail: offsets, lengths
+
+
+def _tiff_end(data: bytes) -> int | None:
+    """Where the last byte a classic TIFF's IFDs point to ends (its IFDs, their values, strips and tiles,
+    sub-IFDs); None for BigTIFF or what is no TIFF. Data placed between those is not looked at."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 8 or struct.unpack_from(order + "H", data, 2)[0] != 42:
+        return None
+    end = 8
+    pending, seen = [struct.unpack_from(order + "I", data, 4)[0]], set()
+    while pending and len(seen) < 1000:
+        ifd = pending.pop()
+        if ifd in seen or ifd < 8 or ifd + 2 > len(data):
+            continue
+        seen.add(ifd)
+        count = struct.unpack_from(order + "H", data, ifd)[0]
+        if ifd + 6 + 12 * count > len(data):
+            return len(data)  # cut short: it all counts
+        end = max(end, ifd + 6 + 12 * count)
+        values: dict[int, tuple[int, ...]] = {}
+        for index in range(count):
+            tag, kind, number, field = struct.unpack_from(order + "HHI4s", data, ifd + 2 + 12 * index)
+            size = _TIFF_TYPE_SIZES.get(kind, 1) * number
+            at = struct.unpack(order + "I", field)[0] if size > 4 else ifd + 2 + 12 * index + 8
+            if size > 4:
+                end = max(end, min(at + size, len(data)))
+            if kind in (3, 4, 13) and (tag in _TIFF_SUB_IFDS or any(tag in pair for pair in _TIFF_DATA)):
+                fmt = order + ("H" if kind == 3 else "I") * number
+                if at + struct.calcsize(fmt) <= len(data):
+                    values[tag] = struct.unpack_from(fmt, data, at)
+        for tag in _TIFF_SUB_IFDS:
+            pending.extend(values.get(tag, ()))
+        for offsets, lengths in _TIFF_DATA:
+            for offset, length in zip(values.get(offsets, ()), values.get(lengths, ()), strict=False):
+                end = max(end, min(offset + length, len(data)))
+        pending.append(struct.unpack_from(order + "I", data, ifd + 2 + 12 * count)[0])
+    return end
 
 
 def _boxes_end(data: bytes) -> int:
