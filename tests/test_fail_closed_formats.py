@@ -452,3 +452,16 @@ def test_a_whole_progressive_jpeg_keeps_its_coefficients(tmp_path: Path) -> None
     pixels[:48, :64] = 0
     encoded = encode_image(source, pixels)
     assert encoded.notes[0].startswith("lossless:")
+
+
+def test_where_a_hostile_tiff_ends_is_found_without_looping() -> None:
+    """An IFD that points back to itself, and offsets past the end, end the walk (no hang, no error)."""
+    from piiblur.formats._signatures import structure_end
+
+    data = bytearray(save(empty_picture(), "TIFF"))
+    first = struct.unpack_from("<I", data, 4)[0]
+    count = struct.unpack_from("<H", data, first)[0]
+    struct.pack_into("<I", data, first + 2 + 12 * count, first)  # the next IFD: itself
+    assert structure_end("TIFF", bytes(data)) == len(data)
+    struct.pack_into("<I", data, 4, len(data) + 1000)  # the first IFD beyond the file
+    assert structure_end("TIFF", bytes(data)) == 8
