@@ -325,6 +325,24 @@ def test_an_image_in_a_private_tiff_tag_is_searched_and_removed(blurrer, inner: 
         assert result.status == "blurred" and out is not None and face[16:2000] not in out
 
 
+@pytest.mark.parametrize("where", ["PNG text", "JPEG comment"])
+def test_base64_image_data_outside_xmp_is_searched_and_removed(blurrer, where: str) -> None:
+    """A data URI or a bare base64 run of an image in a text chunk or a comment (as web tools and some
+    image generators write), not inside an XML property: searched, and blanked when the file is written."""
+    face = save(portrait_image().resize((160, 160)), "JPEG", quality=80)
+    encoded = base64.b64encode(face)
+    text = b"data:image/jpeg;base64," + encoded
+    if where == "PNG text":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Thumb", text.decode("ascii"))
+        data, name = save(empty_picture(), "PNG", pnginfo=info), "x.png"
+    else:
+        data, name = _with_block("COM", text), "x.jpg"
+    result, out = blurrer.process_bytes(data, name)
+    assert result.status == "blurred" and out is not None and encoded[64:2000] not in out
+    assert any(d.get("embedded") for d in result.detections)
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

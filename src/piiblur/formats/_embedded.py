@@ -20,7 +20,7 @@ from PIL import Image
 from . import SourceImage
 from ._exif import EXIF_HEADER, preview_spans, thumbnail_range
 from ._signatures import image_spans, structure_end
-from ._xmp import XMP_SIGNATURE, images_in
+from ._xmp import XMP_SIGNATURE, bare_images, images_in
 
 _SOI = b"\xff\xd8\xff"
 # chunks that hold the picture itself or text (searched as text), not searched as blocks
@@ -85,6 +85,9 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
     if kind != "missing":  # a whole PNG, GIF or WebP file in any block (the scrub blanks them)
         for start, end, fmt in image_spans(block):
             yield Embedded(f"{fmt} image in the {where}", block[start:end])
+    if kind in ("exif", "other"):  # base64 image data (in XMP, ``images_in`` finds it)
+        for data in bare_images(block):
+            yield Embedded(f"base64 image data in the {where}", data)
 
 
 def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:

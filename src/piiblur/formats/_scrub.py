@@ -17,7 +17,7 @@ from PIL import Image
 
 from ._exif import redraw_previews, replace_previews, scrub_exif
 from ._signatures import image_spans
-from ._xmp import strip_images
+from ._xmp import blank_bare_images, strip_images
 
 # Pillow ``info`` keys a writer may pass back to Pillow: kept as they are, or scrubbed on the way
 _PLAIN_KEYS = ("icc_profile", "dpi")
@@ -43,6 +43,9 @@ class Scrub:
         """An EXIF block (with or without the "Exif\\0\\0" header), thumbnail and previews redrawn."""
         block, notes = scrub_exif(block, self.picture)
         self.notes.extend(notes)
+        block, bare = blank_bare_images(block)  # in place: the EXIF's offsets stay right
+        if bare:
+            self.notes.append(f"{bare} base64 image(s) in the EXIF blanked")
         return block
 
     def xmp(self, packet: bytes | str, where: str = "XMP") -> bytes:
@@ -61,6 +64,9 @@ class Scrub:
         """Any other metadata block (Photoshop resources ...), preview JPEGs in it redrawn in place."""
         block, notes = redraw_previews(block, self.picture)
         self.notes.extend(notes)
+        block, bare = blank_bare_images(block)
+        if bare:
+            self.notes.append(f"{bare} base64 image(s) in metadata blanked")
         return block
 
     def pillow_options(self, info: dict[str, Any], keys: tuple[str, ...] = ("icc_profile", "exif", "xmp")) -> (

@@ -23,6 +23,9 @@ _OPENING = re.compile(_IMAGE_B64)
 _NAME = rb"[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*"
 _ATTRIBUTE = re.compile(rb"\s(" + _NAME + rb')\s*=\s*(["\'])\s*' + _IMAGE_B64 + rb"[^\"']{64,}\2")
 _ELEMENT = re.compile(rb"<(" + _NAME + rb")(?:\s[^>]*)?>\s*" + _IMAGE_B64 + rb"[^<]{64,}</\1\s*>")
+# base64 image data outside any XML property (a data URI in a PNG text chunk, JSON, a comment): a run of
+# base64, with line breaks, escaped ones and XML character references, long enough to be an image
+_BARE = re.compile(_IMAGE_B64 + rb"(?:[A-Za-z0-9+/=\r\n]|\\n|&#x?[0-9A-Fa-f]{1,6};){96,}")
 _HAS_EXTENDED = re.compile(rb"(xmpNote:HasExtendedXMP\s*=\s*[\"']|<xmpNote:HasExtendedXMP>)([0-9A-Fa-f]{32})")
 
 
@@ -36,22 +39,48 @@ def strip_images(packet: bytes) -> tuple[bytes, list[str]]:
 
     packet = _ELEMENT.sub(drop, packet)
     packet = _ATTRIBUTE.sub(drop, packet)
-    return packet, removed
+    packet, bare = blank_bare_images(packet)
+    return packet, removed + ["base64 image data"] * bare
+
+
+def blank_bare_images(block: bytes) -> tuple[bytes, int]:
+    """``block`` with every run of base64 image data outside an XML property overwritten by spaces (its
+    length kept, for blocks whose offsets must not move), and how many there were."""
+    out = bytearray(block)
+    count = 0
+    for match in _BARE.finditer(block):
+        out[match.start():match.end()] = b" " * (match.end() - match.start())
+        count += 1
+    return bytes(out), count
+
+
+def bare_images(block: bytes) -> list[bytes]:
+    """The decoded bytes of every run of base64 image data in ``block`` (``blank_bare_images`` blanks them)."""
+    return [_decoded(match.group(0)) for match in _BARE.finditer(block)]
+
+
+def _decoded(text: bytes) -> bytes:
+    """Base64 text (with line breaks, escaped ones, character references) decoded; b"" when it is not."""
+    text = re.sub(rb"\\n|&#x?[0-9A-Fa-f]+;|[^A-Za-z0-9+/=]", b"", text).split(b"=")[0]
+    try:
+        return base64.b64decode(text + b"=" * (-len(text) % 4))
+    except ValueError:
+        return b""
 
 
 def images_in(packet: bytes) -> list[tuple[str, bytes]]:
     """The images ``strip_images`` removes: (property name, decoded bytes) each, in the packet's order."""
     found: list[tuple[int, str, bytes]] = []
+    taken: list[tuple[int, int]] = []
     for pattern in (_ELEMENT, _ATTRIBUTE):
         for match in pattern.finditer(packet):
             start = _OPENING.search(match.group(0)).start()  # type: ignore[union-attr]
-            text = re.sub(rb"&#x?[0-9A-Fa-f]+;|[^A-Za-z0-9+/=]", b"", match.group(0)[start:].split(b"<")[0])
-            text = text.split(b"=")[0]
-            try:
-                data = base64.b64decode(text + b"=" * (-len(text) % 4))
-            except ValueError:
-                data = b""
-            found.append((match.start(), match.group(1).decode("latin-1"), data))
+            text = match.group(0)[start:].split(b"<")[0]
+            found.append((match.start(), match.group(1).decode("latin-1"), _decoded(text)))
+            taken.append(match.span())
+    for match in _BARE.finditer(packet):  # outside the properties above
+        if not any(a <= match.start() < b for a, b in taken):
+            found.append((match.start(), "base64 image data", _decoded(match.group(0))))
     return [(name, data) for _, name, data in sorted(found)]
 
 
