@@ -131,9 +131,7 @@ def test_ctrl_c_stops_within_seconds_and_the_resumed_report_is_complete(tmp_path
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=60)
-    # 0.2-0.4 s here, alone or beside two busy loops; once 8.9 s while a fresh clone's CI shared the 2 cores
-    # with three other jobs: the bound tells a stop from a hang, not a busy machine's speed
-    assert time.monotonic() - sent < 20, err
+    assert time.monotonic() - sent < 8, err
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     data = json.loads(stopped.read_text())
