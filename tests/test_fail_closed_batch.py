@@ -119,7 +119,10 @@ def test_ctrl_c_stops_within_seconds_and_the_resumed_report_is_complete(tmp_path
     _portraits(src, portrait, 16)
     stopped = tmp_path / "stopped.json"
     cmd = [sys.executable, str(ROOT / "pii-blur.py"), str(src), str(out), "-j", "2", "-q", "--report", str(stopped)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a test run started in the background of a script (bash ignores SIGINT there, and
+    # the ignoring is inherited) would start pii-blur with Ctrl-C ignored, as it should be in the background
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     # interrupt once the batch has recorded an image (its manifest line): a file under its final name may
     # not be recorded yet, and an image not recorded is rightly done again, not reported as done
