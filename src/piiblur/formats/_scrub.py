@@ -43,10 +43,7 @@ class Scrub:
         """An EXIF block (with or without the "Exif\\0\\0" header), thumbnail and previews redrawn."""
         block, notes = scrub_exif(block, self.picture)
         self.notes.extend(notes)
-        block, bare = blank_bare_images(block)  # in place: the EXIF's offsets stay right
-        if bare:
-            self.notes.append(f"{bare} base64 image(s) in the EXIF blanked")
-        return block
+        return self._blank_base64(block, "the EXIF")  # in place: the EXIF's offsets stay right
 
     def xmp(self, packet: bytes | str, where: str = "XMP") -> bytes:
         """An XMP packet without the images embedded in it; the rest byte for byte."""
@@ -64,9 +61,13 @@ class Scrub:
         """Any other metadata block (Photoshop resources ...), preview JPEGs in it redrawn in place."""
         block, notes = redraw_previews(block, self.picture)
         self.notes.extend(notes)
-        block, bare = blank_bare_images(block)
-        if bare:
-            self.notes.append(f"{bare} base64 image(s) in metadata blanked")
+        return self._blank_base64(block, "metadata")
+
+    def _blank_base64(self, block: bytes, where: str) -> bytes:
+        """``block`` with base64 image data outside XML properties blanked in place, noted."""
+        block, count = blank_bare_images(block)
+        if count:
+            self.notes.append(f"{count} base64 image(s) in {where} blanked")
         return block
 
     def pillow_options(self, info: dict[str, Any], keys: tuple[str, ...] = ("icc_profile", "exif", "xmp")) -> (
