@@ -343,6 +343,36 @@ def test_base64_image_data_outside_xmp_is_searched_and_removed(blurrer, where: s
     assert any(d.get("embedded") for d in result.detections)
 
 
+def _app11_packets(box: bytes, size: int = 60000) -> bytes:
+    """A JUMBF box as JPEG APP11 segments: "JP", instance 1, sequence numbers; later packets repeat the
+    box's 8-byte header (ISO/IEC 19566-5)."""
+    segments = b""
+    for number, start in enumerate(range(0, len(box), size)):
+        payload = b"JP" + struct.pack(">HI", 1, number + 1) + (box[:8] if number else b"") + box[start : start + size]
+        segments += b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload
+    return segments
+
+
+def test_a_c2pa_thumbnail_split_over_app11_segments_is_searched_and_removed(blurrer) -> None:
+    """C2PA content credentials (a JUMBF box in APP11 segments) carry a thumbnail of the picture, often too
+    big for one segment: whole in none, it was neither searched nor removed, even from a blurred file."""
+    thumb = save(portrait_image(), "JPEG", quality=95)
+    assert len(thumb) > 65000
+
+    def box(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(data)) + kind + data
+
+    credentials = box(b"jumb", box(b"jumd", b"c2pa.thumbnail.claim.jpeg\x00") + box(b"bidb", thumb))
+    for picture in (empty_picture(), portrait_image()):
+        base = save(picture, "JPEG", quality=90)
+        result, out = blurrer.process_bytes(base[:2] + _app11_packets(credentials) + base[2:], "c2pa.jpg")
+        assert result.status == "blurred" and out is not None
+        assert thumb[1000:3000] not in out and thumb[-3000:-1000] not in out
+    plain = box(b"jumb", box(b"jumd", b"c2pa.assertions\x00") + box(b"json", b'{"action": "c2pa.created"}'))
+    base = save(empty_picture(), "JPEG", quality=90)
+    assert blurrer.process_bytes(base[:2] + _app11_packets(plain) + base[2:], "plain.jpg")[0].status == "copied"
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

@@ -114,9 +114,19 @@ def _blocks(source: SourceImage) -> Iterator[tuple[str, str, bytes]]:
 
 def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
     from ._xmp import EXTENDED_SIGNATURE
-    from .jpeg import extended_xmp, header_segments
+    from .jpeg import extended_xmp, header_segments, jumbf
 
     segments = header_segments(data)[0]
+    for number, box in jumbf.boxes(segments).items():  # whole, as a thumbnail may be split over segments
+        where = f"JUMBF box {number} (APP11: C2PA content credentials or other)"
+        yield "other", where, box
+        spans = preview_spans(box)
+        starts, pos = [], box.find(_SOI)
+        while pos >= 0:
+            starts.append(pos)
+            pos = box.find(_SOI, pos + 1)
+        if any(not any(a <= start < b for a, b in spans) for start in starts):  # a JPEG that does not decode
+            yield "missing", f"{where}: a JPEG in it that does not decode, so not searched", b""
     packets, incomplete = extended_xmp(segments)
     for guid in incomplete:
         yield "missing", f"extended XMP {guid} (incomplete, so not searched)", b""
@@ -126,6 +136,8 @@ def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
         payload = segment[4:]
         if marker == 0xFE:  # a comment: text, or anything
             yield "other", "comment (COM) segment", payload
+            continue
+        if jumbf.instance(marker, segment) is not None:  # searched whole, above
             continue
         if not (0xE0 <= marker <= 0xEF) or payload.startswith(EXTENDED_SIGNATURE):
             continue

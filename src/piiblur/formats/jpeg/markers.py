@@ -24,6 +24,7 @@ class Marker(IntEnum):
     APP0 = 0xE0
     APP1 = 0xE1  # EXIF, XMP, extended XMP
     APP2 = 0xE2  # ICC, MPF, FlashPix
+    APP11 = 0xEB  # JUMBF: C2PA content credentials
     APP14 = 0xEE  # Adobe
     APP15 = 0xEF
     COM = 0xFE

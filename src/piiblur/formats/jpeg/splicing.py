@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from piiblur.formats._exif import EXIF_HEADER
 from piiblur.formats._scrub import Scrub
-from piiblur.formats._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, extended_guid, gather, split, with_guid
+from piiblur.formats._signatures import image_spans
+from piiblur.formats._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, bare_images, extended_guid, gather, split, with_guid
+from piiblur.formats.jpeg import jumbf
 from piiblur.formats.jpeg.markers import (
     Marker,
     header_segments,
@@ -101,9 +103,17 @@ def _kept_segments(old_segments: list[tuple[int, bytes]], encoder_adobe: list[by
     drop_fpxr = any(b"\xff\xd8\xff" in seg for seg in fpxr)
     if drop_fpxr:
         notes.append("FlashPix (FPXR) segments holding a preview image removed")
+    # a JUMBF box (C2PA content credentials) holding an image (a thumbnail, perhaps split over segments): its
+    # segments are dropped, as it cannot be redrawn in place across them (and a C2PA claim no longer holds
+    # for a changed picture anyway)
+    jumbf_images = {number for number, box in jumbf.boxes(old_segments).items()
+                    if b"\xff\xd8\xff" in box or image_spans(box) or bare_images(box)}
+    if jumbf_images:
+        notes.append(f"{len(jumbf_images)} JUMBF box(es) (APP11: C2PA content credentials) holding an image removed")
     for marker, segment in old_segments:
         after_sof = after_sof or is_frame(marker)
-        if not is_app_or_com(marker) or (drop_fpxr and segment in fpxr):
+        dropped = (drop_fpxr and segment in fpxr) or jumbf.instance(marker, segment) in jumbf_images
+        if not is_app_or_com(marker) or dropped:
             continue
         if marker == Marker.APP2 and payload(segment).startswith(b"MPF\x00"):
             had_mpf = True
