@@ -373,6 +373,32 @@ def test_a_c2pa_thumbnail_split_over_app11_segments_is_searched_and_removed(blur
     assert blurrer.process_bytes(base[:2] + _app11_packets(plain) + base[2:], "plain.jpg")[0].status == "copied"
 
 
+def _exif_with_raw_thumbnail(pixels: np.ndarray) -> bytes:
+    """An Exif block whose IFD1 thumbnail is uncompressed (one strip of 8-bit RGB), as Exif allows."""
+    height, width = pixels.shape[:2]
+    entries = [(256, 3, 1, width), (257, 3, 1, height), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 0),
+               (277, 3, 1, 3), (279, 4, 1, pixels.size)]
+    ifd0_at, ifd1_at = 8, 8 + 2 + 4
+    strip_at = ifd1_at + 2 + 12 * len(entries) + 4
+    ifd1 = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else
+                                                  struct.pack("<I", strip_at if tag == 273 else value))
+        for tag, kind, count, value in entries) + struct.pack("<I", 0)
+    tiff = b"II" + struct.pack("<HI", 42, ifd0_at) + struct.pack("<HI", 0, ifd1_at) + ifd1 + pixels.tobytes()
+    return EXIF_HEADER + tiff
+
+
+def test_an_uncompressed_exif_thumbnail_is_searched_and_removed(blurrer) -> None:
+    """Exif lets IFD1 hold the thumbnail as raw RGB strips instead of a JPEG, which no JPEG finder sees."""
+    thumb = np.ascontiguousarray(np.asarray(portrait_image().resize((120, 120))))
+    exif = _exif_with_raw_thumbnail(thumb)
+    for picture in (empty_picture(), portrait_image()):
+        result, out = blurrer.process_bytes(save(picture, "JPEG", quality=90, exif=exif), "raw.jpg")
+        assert result.status == "blurred" and out is not None
+        assert thumb.tobytes()[6000:9000] not in out
+        assert any("uncompressed EXIF thumbnail zeroed" in note for note in result.notes)
+
+
 def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     result, out = blurrer.process_bytes(_with_block("COM", b"frames from GIF89a and a PNG"), "x.jpg")
     assert result.status == "copied" and out is None

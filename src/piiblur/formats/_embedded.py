@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import SourceImage
-from ._exif import EXIF_HEADER, preview_spans, thumbnail_range
+from ._exif import EXIF_HEADER, preview_spans, raw_thumbnail, thumbnail_range
 from ._signatures import image_spans, structure_end
 from ._xmp import XMP_SIGNATURE, bare_images, images_in
 
@@ -70,6 +70,12 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
         thumb = thumbnail_range(payload)
         if thumb is not None:
             yield Embedded(f"{where} thumbnail", payload[thumb[0]:thumb[1]])
+        raw = raw_thumbnail(payload)
+        if raw is not None:  # uncompressed (TIFF strips): searched where it is 8-bit RGB
+            start, end, size = raw
+            whole = size is not None and end - start == 3 * size[0] * size[1]
+            picture = _png(Image.frombytes("RGB", size, payload[start:end])) if whole and size else None
+            yield Embedded(f"{where} uncompressed thumbnail", picture)
         for start, end in preview_spans(payload):
             yield Embedded(f"preview in the {where}", payload[start:end])
     elif kind == "xmp":

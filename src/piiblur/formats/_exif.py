@@ -59,6 +59,17 @@ class _Tiff:
             return self.u32(entry + 8)
         raise ValueError(f"unexpected type {kind} for a thumbnail tag")
 
+    def values(self, entry: int) -> list[int]:
+        """The SHORT or LONG values of an entry, in it or where it points."""
+        kind, count = self.u16(entry + 2), self.u32(entry + 4)
+        size = 2 if kind == _SHORT else 4 if kind == _LONG else 0
+        if not size or count > 65536:
+            raise ValueError(f"unexpected type {kind} or count {count} for strips")
+        at = entry + 8 if size * count <= 4 else self.u32(entry + 8)
+        if at + size * count > len(self.data):
+            raise ValueError("strip offsets past the end of the EXIF block")
+        return [self.u16(at + 2 * i) if size == 2 else self.u32(at + 4 * i) for i in range(count)]
+
     def pack_value(self, entry: int, value: int) -> bytes:
         fmt = "H" if self.u16(entry + 2) == _SHORT else "I"
         return struct.pack(self.end + fmt, value)
@@ -83,6 +94,36 @@ def thumbnail_range(payload: bytes) -> tuple[int, int] | None:
     if start <= 0 or length <= 0 or base + start >= len(payload):
         return None
     return base + start, min(base + start + length, len(payload))
+
+
+_WIDTH, _HEIGHT, _BITS, _PHOTOMETRIC, _STRIP_OFFSETS, _STRIP_COUNTS = 256, 257, 258, 262, 273, 279
+
+
+def raw_thumbnail(payload: bytes) -> tuple[int, int, tuple[int, int] | None] | None:
+    """Where an uncompressed IFD1 thumbnail (TIFF strips, as Exif allows besides JPEG) lies in an APP1 Exif
+    payload: (start, end, its (width, height) when it is 8-bit RGB in one strip, else None); None when
+    there is none."""
+    if not payload.startswith(EXIF_HEADER):
+        return None
+    try:
+        tiff = _Tiff(payload[len(EXIF_HEADER):])
+        _, ifd1 = tiff.ifd_entries(tiff.u32(4))
+        entries = tiff.ifd_entries(ifd1)[0] if ifd1 else {}
+        if _STRIP_OFFSETS not in entries or _STRIP_COUNTS not in entries:
+            return None
+        offsets, counts = tiff.values(entries[_STRIP_OFFSETS]), tiff.values(entries[_STRIP_COUNTS])
+        start, end = min(offsets), max(o + c for o, c in zip(offsets, counts, strict=False))
+        size = None
+        if _WIDTH in entries and _HEIGHT in entries:
+            size = (tiff.value(entries[_WIDTH]), tiff.value(entries[_HEIGHT]))
+        rgb = (_PHOTOMETRIC in entries and tiff.value(entries[_PHOTOMETRIC]) == 2 and len(offsets) == 1
+               and size is not None and counts[0] == 3 * size[0] * size[1])
+    except (ValueError, struct.error):
+        return None
+    base = len(EXIF_HEADER)
+    if start <= 0 or end <= start or base + start >= len(payload):
+        return None
+    return base + start, min(base + end, len(payload)), size if rgb else None
 
 
 def replace_thumbnail(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, str | None]:
@@ -200,6 +241,12 @@ def scrub_exif(exif: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
     payload, note = replace_thumbnail(payload, make)
     payload, previews, others = replace_previews(payload, make)
     notes = [note] if note else []
+    raw = raw_thumbnail(payload)
+    if raw is not None:  # uncompressed: zeroed in place (a black thumbnail of the same size)
+        out = bytearray(payload)
+        _overwrite(out, raw[0], raw[1], None)
+        payload = bytes(out)
+        notes.append("uncompressed EXIF thumbnail zeroed")
     if previews:
         notes.append(f"{previews} preview image(s) inside the EXIF (maker note) redrawn from the blurred image")
     if others:
