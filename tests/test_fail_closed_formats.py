@@ -404,6 +404,19 @@ def test_text_that_names_an_image_format_is_not_an_image(blurrer) -> None:
     assert result.status == "copied" and out is None
 
 
+def test_a_motion_photo_written_without_its_video_no_longer_announces_one(blurrer) -> None:
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" GCamera:MotionPhoto="1" '
+           b'GCamera:MotionPhotoVersion="1" GCamera:MicroVideo="1"/></rdf:RDF></x:xmpmeta>')
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 16
+    result, out = blurrer.process_bytes(save(empty_picture(), "JPEG", quality=90, xmp=xmp) + video, "motion.jpg")
+    assert result.status == "blurred" and out is not None and b"ftypmp42" not in out
+    with Image.open(io.BytesIO(out)) as written:
+        packet = written.info["xmp"]
+    assert b'GCamera:MotionPhoto="0"' in packet and b'GCamera:MicroVideo="0"' in packet
+    assert b'GCamera:MotionPhotoVersion="1"' in packet  # the rest byte for byte
+
+
 def test_a_face_hidden_behind_a_stray_end_marker_is_not_copied(blurrer) -> None:
     """An end-of-image marker put into the scan data: decoders stop there and show the top rows only (no
     face), but the rest of the scan, the face and the plate, is still in the file; taking out two bytes

@@ -9,6 +9,8 @@ previews and anything after the first image are removed.
 
 from __future__ import annotations
 
+import re
+
 from piiblur.formats._exif import EXIF_HEADER
 from piiblur.formats._scrub import Scrub
 from piiblur.formats._signatures import image_spans
@@ -32,6 +34,21 @@ def extended_xmp(segments: list[tuple[int, bytes]]) -> tuple[dict[str, bytes], l
                    if marker == Marker.APP1 and payload(seg).startswith(EXTENDED_SIGNATURE)])
 
 
+# A motion photo's video follows the JPEG's end, which a written file never carries: its XMP must no longer
+# announce one (a viewer would take the JPEG's own last bytes for the video). GCamera:MicroVideo is the
+# older name.
+_MOTION_FLAG = rb"GCamera:(?:MotionPhoto|MicroVideo)"
+_MOTION_PHOTO = re.compile(rb"(" + _MOTION_FLAG + rb"""\s*=\s*["']\s*|<""" + _MOTION_FLAG + rb">\s*)1")
+
+
+def _no_motion_photo(body: bytes, notes: list[str]) -> bytes:
+    stilled, count = _MOTION_PHOTO.subn(rb"\g<1>0", body)
+    if count:
+        notes.append("motion photo: its video after the JPEG's end is not carried over, and the XMP says so "
+                     "(GCamera:MotionPhoto 0)")
+    return stilled
+
+
 def _strip_xmp_images(old_segments: list[tuple[int, bytes]], scrub: Scrub) -> list[tuple[int, bytes]]:
     """Remove images embedded in the main and extended XMP; the rest of both stays byte for byte.
 
@@ -51,7 +68,7 @@ def _strip_xmp_images(old_segments: list[tuple[int, bytes]], scrub: Scrub) -> li
         content = payload(seg)
         if marker == Marker.APP1 and content.startswith(XMP_SIGNATURE):
             original = content[len(XMP_SIGNATURE):]
-            body = scrub.xmp(original)
+            body = _no_motion_photo(scrub.xmp(original), scrub.notes)
             guid = extended_guid(body)
             if new_guids.get(guid):
                 body = with_guid(body, new_guids[guid])
