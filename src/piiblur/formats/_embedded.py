@@ -73,9 +73,7 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
         raw = raw_thumbnail(payload)
         if raw is not None:  # uncompressed (TIFF strips): searched where it is 8-bit RGB
             start, end, size = raw
-            whole = size is not None and end - start == 3 * size[0] * size[1]
-            picture = _png(Image.frombytes("RGB", size, payload[start:end])) if whole and size else None
-            yield Embedded(f"{where} uncompressed thumbnail", picture)
+            yield Embedded(f"{where} uncompressed thumbnail", _raw_rgb(size, payload[start:end]))
         for start, end in preview_spans(payload):
             yield Embedded(f"preview in the {where}", payload[start:end])
     elif kind == "xmp":
@@ -167,26 +165,31 @@ def _jfif_thumbnails(data: bytes) -> Iterator[Embedded]:
         if marker != 0xE0 or len(payload) < 8:
             continue
         if payload.startswith(b"JFIF\x00") and len(payload) >= 14 and payload[12] and payload[13]:
-            size = (payload[12], payload[13])
-            raw = payload[14 : 14 + 3 * size[0] * size[1]]
-            picture = Image.frombytes("RGB", size, raw) if len(raw) == 3 * size[0] * size[1] else None
-        elif payload.startswith(b"JFXX\x00") and payload[5] in (0x11, 0x13):
+            picture = _raw_rgb((payload[12], payload[13]), payload[14:])
+        elif payload.startswith(b"JFXX\x00") and payload[5] == 0x13:
+            picture = _raw_rgb((payload[6], payload[7]), payload[8:])
+        elif payload.startswith(b"JFXX\x00") and payload[5] == 0x11:
             size = (payload[6], payload[7])
-            if payload[5] == 0x13:
-                raw = payload[8 : 8 + 3 * size[0] * size[1]]
-                picture = Image.frombytes("RGB", size, raw) if len(raw) == 3 * size[0] * size[1] else None
-            else:
-                palette, raw = payload[8:776], payload[776 : 776 + size[0] * size[1]]
-                picture = None
-                if len(palette) == 768 and len(raw) == size[0] * size[1]:
-                    picture = Image.frombytes("P", size, raw)
-                    picture.putpalette(palette)
+            palette, raw = payload[8:776], payload[776 : 776 + size[0] * size[1]]
+            picture = None
+            if all(size) and len(palette) == 768 and len(raw) == size[0] * size[1]:
+                paletted = Image.frombytes("P", size, raw)
+                paletted.putpalette(palette)
+                picture = _png(paletted)
         else:
             continue
-        if picture is None or not size[0] or not size[1]:
+        if picture is None:
             yield Embedded("JFIF thumbnail (truncated, so not searched)", None)
         else:
-            yield Embedded("JFIF thumbnail", _png(picture))
+            yield Embedded("JFIF thumbnail", picture)
+
+
+def _raw_rgb(size: tuple[int, int] | None, raw: bytes) -> bytes | None:
+    """A thumbnail stored as raw 8-bit RGB (JFIF, JFXX, uncompressed Exif) as a PNG file to search; None
+    when its size is unknown or its bytes are too few."""
+    if size is None or not all(size) or len(raw) < 3 * size[0] * size[1]:
+        return None
+    return _png(Image.frombytes("RGB", size, raw[: 3 * size[0] * size[1]]))
 
 
 def _appended(data: bytes) -> Iterator[Embedded]:

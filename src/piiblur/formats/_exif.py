@@ -96,7 +96,7 @@ def thumbnail_range(payload: bytes) -> tuple[int, int] | None:
     return base + start, min(base + start + length, len(payload))
 
 
-_WIDTH, _HEIGHT, _BITS, _PHOTOMETRIC, _STRIP_OFFSETS, _STRIP_COUNTS = 256, 257, 258, 262, 273, 279
+_WIDTH, _HEIGHT, _PHOTOMETRIC, _STRIP_OFFSETS, _STRIP_COUNTS = 256, 257, 262, 273, 279
 
 
 def raw_thumbnail(payload: bytes) -> tuple[int, int, tuple[int, int] | None] | None:
