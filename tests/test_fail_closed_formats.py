@@ -286,6 +286,31 @@ def test_an_image_file_in_any_metadata_block_is_searched_and_removed(blurrer, fm
     assert face[16:2000] not in out
 
 
+@pytest.mark.parametrize("fmt", ["APP15", "COM", "PNG", "WEBP"])
+def test_a_jpeg_cut_short_or_split_over_blocks_is_not_copied(blurrer, fmt: str) -> None:
+    """A JPEG that begins in a metadata block but does not end whole there (split over segments, as
+    FlashPix and C2PA split theirs, or cut short) cannot be searched: the file is written, not copied,
+    with the part of the JPEG zeroed and, in a JPEG, the segments that continue it dropped. A stream of
+    tables alone (a TIFF's JPEGTables) is no picture and changes nothing."""
+    face = save(portrait_image(), "JPEG", quality=85)
+    assert faces_in(blurrer, face)
+    name = "x.png" if fmt == "PNG" else "x.webp" if fmt == "WEBP" else "x.jpg"
+    half = len(face) // 2
+    if fmt in ("APP15", "COM"):  # split over two segments of one kind
+        marker = b"\xff\xef" if fmt == "APP15" else b"\xff\xfe"
+        first = _with_block(fmt, face[:half])
+        end = 6 + half  # after the first segment
+        data = first[:end] + marker + struct.pack(">H", len(face) - half + 2) + face[half:] + first[end:]
+    else:  # cut short
+        data = _with_block(fmt, face[:half])
+    result, out = blurrer.process_bytes(data, name)
+    assert result.status == "blurred" and out is not None
+    assert any("part of a JPEG" in note for note in result.notes)
+    assert face[100:2000] not in out and face[half + 100 : half + 2000] not in out
+    tables = face[: face.index(b"\xff\xda")] + b"\xff\xd9"  # SOI, tables, frame header, EOI: no scan
+    assert blurrer.process_bytes(_with_block(fmt, tables), name)[0].status == "copied"
+
+
 @pytest.mark.parametrize("segment", ["JFIF", "JFXX"])
 def test_a_jfif_thumbnail_is_searched_and_removed(blurrer, segment: str) -> None:
     """JFIF's APP0 segment, and its JFXX extension, can carry a thumbnail as raw pixels, which no JPEG

@@ -4,9 +4,9 @@ An EXIF thumbnail or preview, an image in the XMP (GImage:Data of a portrait-mod
 the extended packet), a Photoshop preview, a thumbnail in a PNG text chunk, the secondary frames of an
 MPO or whatever JPEG is appended after the image, the secondary images, thumbnails and depth maps of a
 HEIF: each is an ``Embedded``. Those that cannot be taken out whole (an incomplete extended XMP, a
-FlashPix preview split over segments, TIFF SubIFD previews) come with ``data`` None: they cannot be
-searched, so they count as showing something. The writers' ``Scrub`` removes or redraws every one of
-them, so a file whose embedded images show something is written again, its picture unchanged.
+FlashPix preview or any JPEG split over segments or cut short, TIFF SubIFD previews) come with ``data``
+None: they cannot be searched, so they count as showing something. The writers' ``Scrub`` removes or
+redraws every one of them, so a file whose embedded images show something is written again, its picture unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import SourceImage
-from ._exif import EXIF_HEADER, preview_spans, raw_thumbnail, thumbnail_range
+from ._exif import EXIF_HEADER, dangling_jpeg_starts, preview_spans, raw_thumbnail, thumbnail_range
 from ._signatures import image_spans, structure_end
 from ._xmp import XMP_SIGNATURE, bare_images, images_in
 
@@ -89,6 +89,12 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
     if kind != "missing":  # a whole PNG, GIF or WebP file in any block (the scrub blanks them)
         for start, end, fmt in image_spans(block):
             yield Embedded(f"{fmt} image in the {where}", block[start:end])
+        # a JPEG that begins here but does not end whole: cut short, or split over segments (the scrub
+        # zeroes it from its start, and a JPEG's writer drops the segments that continue it)
+        if dangling_jpeg_starts(EXIF_HEADER + block if kind == "exif" and not block.startswith(EXIF_HEADER)
+                                else block):
+            yield Embedded(f"part of a JPEG in the {where} (cut short or split over segments, so not searched)",
+                           None)
     if kind in ("exif", "other"):  # base64 image data (in XMP, ``images_in`` finds it)
         for data in bare_images(block):
             yield Embedded(f"base64 image data in the {where}", data)
@@ -123,14 +129,7 @@ def _jpeg_blocks(data: bytes) -> Iterator[tuple[str, str, bytes]]:
     segments = header_segments(data)[0]
     for number, box in jumbf.boxes(segments).items():  # whole, as a thumbnail may be split over segments
         where = f"JUMBF box {number} (APP11: C2PA content credentials or other)"
-        yield "other", where, box
-        spans = preview_spans(box)
-        starts, pos = [], box.find(_SOI)
-        while pos >= 0:
-            starts.append(pos)
-            pos = box.find(_SOI, pos + 1)
-        if any(not any(a <= start < b for a, b in spans) for start in starts):  # a JPEG that does not decode
-            yield "missing", f"{where}: a JPEG in it that does not decode, so not searched", b""
+        yield "other", where, box  # a JPEG in it that does not decode: ``dangling_jpeg_starts``
     packets, incomplete = extended_xmp(segments)
     for guid in incomplete:
         yield "missing", f"extended XMP {guid} (incomplete, so not searched)", b""

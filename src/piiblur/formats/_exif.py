@@ -171,18 +171,22 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
     """Redraw, in place, every decodable JPEG embedded in an EXIF payload other than the IFD1 thumbnail.
 
     Each is found by its SOI and the next EOI and replaced like the thumbnail (zeroed when no new
-    one fits); a whole PNG, GIF or WebP file is zeroed. Returns the new payload, how many JPEGs were
-    replaced and how many other image files zeroed.
+    one fits); a whole PNG, GIF or WebP file is zeroed; a JPEG that begins but does not end whole in
+    the block (``dangling_jpeg_starts``) is zeroed from its start to the block's end. Returns the new
+    payload, how many JPEGs were replaced and how many other image files (or parts) zeroed.
     """
     out = bytearray(payload)
     spans = preview_spans(payload)
+    dangling = dangling_jpeg_starts(payload)
     for pos, end in spans:
         new = make_thumb(payload[pos:end], end - pos)
         _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
     others = image_spans(bytes(out))  # whole PNG, GIF or WebP files: zeroed, not redrawn
     for pos, end, _ in others:
         _overwrite(out, pos, end, None)
-    return bytes(out), len(spans), len(others)
+    if dangling:
+        _overwrite(out, dangling[0], len(out), None)
+    return bytes(out), len(spans), len(others) + len(dangling)
 
 
 def preview_spans(payload: bytes) -> list[tuple[int, int]]:
@@ -204,6 +208,51 @@ def preview_spans(payload: bytes) -> list[tuple[int, int]]:
             pos += 3
         pos = payload.find(b"\xff\xd8\xff", pos)
     return spans
+
+
+# The marker codes a JPEG's first segment after its SOI can have: frame headers, tables, APPn, COM
+_HEADER_MARKERS = frozenset({*range(0xC0, 0xD0), 0xDB, 0xDD, *range(0xE0, 0xF0), 0xFE})
+
+
+def _jpeg_header_at(block: bytes, pos: int) -> bool:
+    """True when a JPEG stream that can hold a picture begins at ``pos``: an SOI, then segments of a
+    header's kinds with sane lengths up to a scan, or up to the block's end. Random bytes that happen to
+    read FF D8 FF are no header; an abbreviated stream of tables alone (SOI, tables, EOI, as in a TIFF's
+    JPEGTables) holds no picture."""
+    at, segments = pos + 2, 0
+    while at + 2 <= len(block) and block[at] == 0xFF:
+        marker = block[at + 1]
+        if marker == 0xD9:  # the end, before any scan
+            return False
+        if marker == 0xDA or (marker not in _HEADER_MARKERS and marker != 0xFF):
+            return marker == 0xDA and segments > 0
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if at + 4 > len(block):
+            break
+        length = struct.unpack_from(">H", block, at + 2)[0]
+        if length < 2:
+            return False
+        at, segments = at + 2 + length, segments + 1
+    return segments > 0 and at + 4 > len(block)  # cut short by the block's end
+
+
+def dangling_jpeg_starts(payload: bytes) -> list[int]:
+    """Where a JPEG stream begins in a block but is not a whole, decodable JPEG there: cut short, or
+    split over several blocks (a preview in APPn segments, as FlashPix and C2PA split theirs). What it
+    holds cannot be searched, and what follows the start may be part of the picture. The IFD1
+    thumbnail of an EXIF payload is left out (it is redrawn whole, decodable or not)."""
+    skip = thumbnail_range(payload)
+    spans = preview_spans(payload)
+    starts: list[int] = []
+    pos = payload.find(b"\xff\xd8\xff")
+    while pos >= 0:
+        inside = any(a <= pos < b for a, b in spans) or (skip is not None and skip[0] <= pos < skip[1])
+        if not inside and _jpeg_header_at(payload, pos):
+            starts.append(pos)
+        pos = payload.find(b"\xff\xd8\xff", pos + 1)
+    return starts
 
 
 def thumb_maker(picture: Image.Image) -> ThumbMaker:
@@ -250,7 +299,7 @@ def scrub_exif(exif: bytes, picture: Image.Image) -> tuple[bytes, list[str]]:
     if previews:
         notes.append(f"{previews} preview image(s) inside the EXIF (maker note) redrawn from the blurred image")
     if others:
-        notes.append(f"{others} PNG, GIF or WebP image(s) inside the EXIF zeroed")
+        notes.append(f"{others} PNG, GIF or WebP image(s), or JPEG(s) cut short, inside the EXIF zeroed")
     return (payload[len(EXIF_HEADER):] if bare else payload), notes
 
 
@@ -260,4 +309,5 @@ def redraw_previews(block: bytes, picture: Image.Image) -> tuple[bytes, list[str
         return block, []
     block, count, others = replace_previews(block, thumb_maker(picture))
     notes = [f"{count} preview image(s) in metadata redrawn from the blurred image"] if count else []
-    return block, notes + ([f"{others} PNG, GIF or WebP image(s) in metadata zeroed"] if others else [])
+    zeroed = [f"{others} PNG, GIF or WebP image(s), or JPEG(s) cut short, in metadata zeroed"] if others else []
+    return block, notes + zeroed

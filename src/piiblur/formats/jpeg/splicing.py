@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from piiblur.formats._exif import EXIF_HEADER
+from piiblur.formats._exif import EXIF_HEADER, dangling_jpeg_starts
 from piiblur.formats._scrub import Scrub
 from piiblur.formats._signatures import image_spans
 from piiblur.formats._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, bare_images, extended_guid, gather, split, with_guid
@@ -127,11 +127,20 @@ def _kept_segments(old_segments: list[tuple[int, bytes]], encoder_adobe: list[by
                     if b"\xff\xd8\xff" in box or image_spans(box) or bare_images(box)}
     if jumbf_images:
         notes.append(f"{len(jumbf_images)} JUMBF box(es) (APP11: C2PA content credentials) holding an image removed")
+    continued: set[tuple[int, bytes]] = set()  # kinds of segment in which a JPEG began and did not end
     for marker, segment in old_segments:
         after_sof = after_sof or is_frame(marker)
         dropped = (drop_fpxr and segment in fpxr) or jumbf.instance(marker, segment) in jumbf_images
         if not is_app_or_com(marker) or dropped:
             continue
+        if _kind(marker, segment) in continued:  # the rest of that JPEG, split over segments of its kind
+            notes.append(f"APP{marker - Marker.APP0} segment continuing a JPEG split over segments removed"
+                         if marker != Marker.COM else "comment continuing a JPEG split over segments removed")
+            continue
+        if not (marker == Marker.APP1 and payload(segment).startswith((EXIF_HEADER, XMP_SIGNATURE,
+                                                                        EXTENDED_SIGNATURE))) \
+                and dangling_jpeg_starts(payload(segment)):
+            continued.add(_kind(marker, segment))  # this one is zeroed from the JPEG's start by the scrub
         if marker == Marker.APP2 and payload(segment).startswith(b"MPF\x00"):
             had_mpf = True
             continue
@@ -154,6 +163,14 @@ def _kept_segments(old_segments: list[tuple[int, bytes]], encoder_adobe: list[by
             segment = with_payload(marker, scrub.previews(payload(segment)))
         (late if after_sof else kept).append(segment)
     return kept, late, had_mpf
+
+
+def _kind(marker: int, segment: bytes) -> tuple[int, bytes]:
+    """A segment's marker and its identifier (the printable name ending in a NUL that most APPn
+    payloads begin with, such as "Photoshop 3.0"; empty when there is none)."""
+    name, nul, _ = payload(segment)[:32].partition(b"\x00")
+    plain = nul and len(name) >= 2 and all(0x20 <= c < 0x7F for c in name)
+    return marker, name if plain else b""
 
 
 def _without_jfif_thumbnail(segment: bytes) -> bytes:
