@@ -577,3 +577,25 @@ def test_where_a_hostile_tiff_ends_is_found_without_looping() -> None:
     assert structure_end("TIFF", bytes(data)) == len(data)
     struct.pack_into("<I", data, 4, len(data) + 1000)  # the first IFD beyond the file
     assert structure_end("TIFF", bytes(data)) == 8
+
+
+@pytest.mark.parametrize(("fmt", "grey"), [("PNG", True), ("PNG", False), ("TIFF", False)])
+def test_a_face_in_12_bit_data_stored_in_16_bits_is_found(blurrer, tmp_path: Path, fmt: str, grey: bool) -> None:
+    """16-bit samples that use only the low 12 bits (as some cameras and converters store 12-bit data)
+    look near black at the 16-bit range, where no face is found, but any viewer that stretches levels
+    shows the face: such data is searched at the range it uses, and the face is blurred."""
+    import cv2
+
+    portrait = np.asarray(portrait_image().convert("L") if grey else portrait_image()).astype(np.uint16)
+    deep = portrait * 16  # 0 to 4080 of 65535
+    path = tmp_path / f"deep.{fmt.lower()}"
+    cv2.imwrite(str(path), deep if grey else cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    result, out = blurrer.process_bytes(path.read_bytes(), path.name)
+    assert result.status == "blurred" and out is not None
+    assert any(d["class"] == "face" for d in result.detections)
+    written = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and written.max() < 4096  # still 16-bit, levels untouched
+    x1, y1, x2, y2 = FACE_BOX
+    before = deep[y1:y2, x1:x2].astype(np.float64)
+    after = (written if grey else cv2.cvtColor(written, cv2.COLOR_BGR2RGB))[y1:y2, x1:x2].astype(np.float64)
+    assert np.abs(np.diff(after, axis=0)).mean() < 0.4 * np.abs(np.diff(before, axis=0)).mean()

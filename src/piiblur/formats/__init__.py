@@ -64,7 +64,7 @@ class Frame:
     info: dict[str, Any]
 
     def upright_rgb(self, orientation: int) -> np.ndarray:
-        picture = _to_rgb8(_from_pixels(self.pixels, self.mode))
+        picture = _low_range_rgb8(self.pixels, self.mode) or _to_rgb8(_from_pixels(self.pixels, self.mode))
         return np.asarray(picture if orientation == 1 else picture.transpose(TO_UPRIGHT[orientation]))
 
 
@@ -91,6 +91,9 @@ class SourceImage:
         """The picture as a person sees it: EXIF orientation applied, 8-bit RGB."""
         if self.orientation == 1 and self.mode == "RGB" and self.pixels.dtype == np.uint8:
             return self.pixels  # already upright RGB: no second full-size copy
+        low = _low_range_rgb8(self.pixels, self.mode)  # from the stored grid: turned whatever ``image`` is
+        if low is not None:
+            return np.asarray(low if self.orientation == 1 else low.transpose(TO_UPRIGHT[self.orientation]))
         picture = _from_pixels(self.pixels, self.mode) if self.format in HEADER_ONLY else self.image
         if self.orientation == 1 or self.image_upright:
             return np.asarray(_to_rgb8(picture))
@@ -114,6 +117,23 @@ def _from_pixels(pixels: np.ndarray, mode: str) -> Image.Image:
         return Image.fromarray(pixels)
     return Image.fromarray(pixels, mode)
 
+
+
+def _low_range_rgb8(pixels: np.ndarray, mode: str) -> Image.Image | None:
+    """16-bit samples that use fewer than 15 bits, as 8-bit RGB to search at the range they use: the
+    smallest 2**k - 1 that holds the largest sample. 12-bit data stored in 16 bits, as some cameras and
+    converters write it, would otherwise be searched as a near-black picture in which no face is found,
+    while any viewer that stretches levels shows it. None for other pixels (searched as Pillow converts
+    them, as viewers show them)."""
+    if pixels.dtype != np.uint16 or mode == "LAB":
+        return None
+    colour = pixels if pixels.ndim == 2 else pixels[..., :3] if pixels.shape[2] >= 3 else pixels[..., 0]
+    largest = int(colour.max(initial=0))
+    if largest >= 1 << 14:
+        return None
+    top = (1 << max(largest, 255).bit_length()) - 1
+    eight = (colour.astype(np.float32) * (255.0 / top) + 0.5).astype(np.uint8)
+    return Image.fromarray(eight if eight.ndim == 3 else np.repeat(eight[..., None], 3, axis=2), "RGB")
 
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
