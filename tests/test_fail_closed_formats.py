@@ -599,3 +599,28 @@ def test_a_face_in_12_bit_data_stored_in_16_bits_is_found(blurrer, tmp_path: Pat
     before = deep[y1:y2, x1:x2].astype(np.float64)
     after = (written if grey else cv2.cvtColor(written, cv2.COLOR_BGR2RGB))[y1:y2, x1:x2].astype(np.float64)
     assert np.abs(np.diff(after, axis=0)).mean() < 0.4 * np.abs(np.diff(before, axis=0)).mean()
+
+
+def test_rows_past_the_frame_header_are_not_copied(blurrer) -> None:
+    """A scan that goes on past the rows its frame header declares: every decoder shows the declared rows
+    only (an empty sky here), but two patched bytes of the header show the face below. libjpeg warns of
+    the extraneous bytes when it reads the whole stream, so the file is written as it was searched (the
+    hidden rows gone), not copied."""
+    portrait = portrait_image()
+    tall = Image.new("RGB", (portrait.width, 2 * portrait.height))
+    tall.paste(empty_picture().resize(portrait.size), (0, 0))
+    tall.paste(portrait, (0, portrait.height))
+    data = bytearray(save(tall, "JPEG", quality=90))
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 7] = struct.pack(">H", portrait.height)
+    assert not faces_in(blurrer, bytes(data))
+    result, out = blurrer.process_bytes(bytes(data), "short.jpg")
+    assert result.status == "blurred" and out is not None
+    assert any("extraneous bytes" in note for note in result.notes)
+    patched = bytearray(out)
+    frame = patched.index(b"\xff\xc0")
+    patched[frame + 5 : frame + 7] = struct.pack(">H", 2 * portrait.height)
+    assert not faces_in(blurrer, bytes(patched))  # the rows are not in the file
+    clean = save(portrait, "JPEG", quality=90)
+    assert blurrer.process_bytes(clean, "clean.jpg")[0].status == "blurred"  # the face itself: found
+    assert blurrer.process_bytes(save(empty_picture(), "JPEG", quality=90), "sky.jpg")[0].status == "copied"

@@ -25,6 +25,7 @@ from piiblur.formats import (
     SourceImage,
     encode_image,
     read_image_bytes,
+    stream_warnings,
 )
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.job import Job, process_job
@@ -105,7 +106,8 @@ class Blurrer:
             result.projection = projection.name
             founds = self._detect_frames(image, projection, result)
             release_shared_arena(self.detectors)
-            if not any(len(found) for found in founds) and not self._embedded_show_something(image, result):
+            if not any(len(found) for found in founds) and not self._embedded_show_something(image, result) \
+                    and not _damaged(image, result):
                 clock.lap("detect")
                 result.status = Status.COPIED
                 return result, None
@@ -171,6 +173,17 @@ class Blurrer:
                                 + "; ".join(shown) + "; written again without them")
         return bool(shown)
 
+
+
+def _damaged(image: SourceImage, result: FileResult) -> bool:
+    """True when a decoder reading the whole stream warns: what other decoders show may differ from what
+    was searched (a scan longer than its frame header says hides rows from every decoder but a patched
+    one), so the file is not copied but written again, its picture as it was searched."""
+    warned = stream_warnings(image)
+    if warned:
+        result.notes.append("nothing found, but reading the whole stream the decoder warned ("
+                            + "; ".join(warned) + "): written again as it was searched, not copied")
+    return bool(warned)
 
 
 def _summary(found: Detections) -> str:

@@ -312,6 +312,15 @@ def encode_image(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray
         raise ImageError(f"cannot write {source.format}: {exc}") from exc
 
 
+def stream_warnings(source: SourceImage) -> list[str]:
+    """What a decoder that reads the whole stream warns of, where Pillow's may stop early (JPEG)."""
+    if source.format not in ("JPEG", "MPO"):
+        return []
+    from .jpeg import stream_warnings as jpeg_stream_warnings
+
+    return jpeg_stream_warnings(source.data)
+
+
 def later_images(source: SourceImage, later: list[np.ndarray] | None) -> list[Image.Image]:
     """The later frames' blurred pixels as Pillow images, each in its frame's mode."""
     return [_from_pixels(pixels, frame.mode) for pixels, frame in zip(later or [], source.later, strict=True)]
