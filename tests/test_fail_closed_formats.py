@@ -624,3 +624,35 @@ def test_rows_past_the_frame_header_are_not_copied(blurrer) -> None:
     clean = save(portrait, "JPEG", quality=90)
     assert blurrer.process_bytes(clean, "clean.jpg")[0].status == "blurred"  # the face itself: found
     assert blurrer.process_bytes(save(empty_picture(), "JPEG", quality=90), "sky.jpg")[0].status == "copied"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_rows_past_what_a_png_or_tiff_header_declares_are_not_copied(blurrer, fmt: str) -> None:
+    """The same for a PNG whose image data inflates to more rows than IHDR declares and a TIFF whose strip
+    holds more rows than ImageLength: Pillow reads the declared rows, a patched header shows the rest.
+    Written as searched (from the pixels), not copied; a sound file is still copied."""
+    import zlib
+
+    portrait = portrait_image()
+    tall = Image.new("RGB", (portrait.width, 2 * portrait.height))
+    tall.paste(empty_picture().resize(portrait.size), (0, 0))
+    tall.paste(portrait, (0, portrait.height))
+    data = bytearray(save(tall, fmt))
+    if fmt == "PNG":
+        at = data.index(b"IHDR")
+        data[at + 8 : at + 12] = struct.pack(">I", portrait.height)
+        data[at + 17 : at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 17])) & 0xFFFFFFFF)
+    else:
+        ifd = struct.unpack_from("<I", data, 4)[0]
+        for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from("<H", data, ifd)[0], 12):
+            if struct.unpack_from("<H", data, entry)[0] == 257:  # ImageLength, SHORT or LONG
+                kind = struct.unpack_from("<H", data, entry + 2)[0]
+                struct.pack_into("<H" if kind == 3 else "<I", data, entry + 8, portrait.height)
+    with Image.open(io.BytesIO(bytes(data))) as shown:
+        assert shown.size == portrait.size
+    assert not faces_in(blurrer, bytes(data))
+    result, out = blurrer.process_bytes(bytes(data), f"short.{fmt.lower()}")
+    assert result.status == "blurred" and out is not None
+    assert any("declares" in note or "holds more" in note for note in result.notes)
+    assert len(out) < 0.75 * len(data)  # the hidden rows are not in the file
+    assert blurrer.process_bytes(save(empty_picture(), fmt), f"sky.{fmt.lower()}")[0].status == "copied"

@@ -181,8 +181,8 @@ def _damaged(image: SourceImage, result: FileResult) -> bool:
     one), so the file is not copied but written again, its picture as it was searched."""
     warned = stream_warnings(image)
     if warned:
-        result.notes.append("nothing found, but reading the whole stream the decoder warned ("
-                            + "; ".join(warned) + "): written again as it was searched, not copied")
+        result.notes.append("nothing found, but the whole stream, read to its end, may hold what was not "
+                            "searched (" + "; ".join(warned) + "): written again as it was searched, not copied")
     return bool(warned)
 
 

@@ -278,28 +278,32 @@ def _deep_colour(fmt: str, image: Image.Image, data: bytes) -> np.ndarray | None
     return decoded
 
 
-def _load_plugins() -> dict[str, Encoder]:
-    registry: dict[str, Encoder] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for name in getattr(module, "FORMATS", ()):
-            registry[name] = module.encode
-    return registry
+def _plugins() -> dict[str, Encoder]:
+    """Each format's plugin module (one per format family): its writer, ``encode``, and optionally a check
+    of the whole stream, ``stream_warnings``."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = {}
+        for info in pkgutil.iter_modules(__path__):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            for name in getattr(module, "FORMATS", ()):
+                _PLUGINS[name] = module.encode
+                if hasattr(module, "stream_warnings"):
+                    _STREAM_CHECKS[name] = module.stream_warnings
+    return _PLUGINS
 
 
 _PLUGINS: dict[str, Encoder] | None = None
+_STREAM_CHECKS: dict[str, Callable[[bytes], list[str]]] = {}
 
 
 def encode_image(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:
     """Encode ``pixels`` (same shape and mode as ``source.pixels``) in the source's format; ``later``, the
     pixels of the frames after the first (like ``source.later``'s), for a file that has them: a file with
     later frames is written with all of them, or not at all."""
-    global _PLUGINS
-    if _PLUGINS is None:
-        _PLUGINS = _load_plugins()
-    encoder = _PLUGINS.get(source.format, _encode_with_pillow)
+    encoder = _plugins().get(source.format, _encode_with_pillow)
     if source.later and (later is None or len(later) != len(source.later)):
         raise ValueError("encode_image needs the pixels of every later frame")
     if source.mode == "LAB":
@@ -313,12 +317,11 @@ def encode_image(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray
 
 
 def stream_warnings(source: SourceImage) -> list[str]:
-    """What a decoder that reads the whole stream warns of, where Pillow's may stop early (JPEG)."""
-    if source.format not in ("JPEG", "MPO"):
-        return []
-    from .jpeg import stream_warnings as jpeg_stream_warnings
-
-    return jpeg_stream_warnings(source.data)
+    """What the format's own check of the whole stream warns of (``stream_warnings(data)`` in its plugin):
+    picture data that Pillow's decoder does not read, as it stops at the rows the header declares."""
+    _plugins()
+    check = _STREAM_CHECKS.get(source.format)
+    return check(source.data) if check is not None else []
 
 
 def later_images(source: SourceImage, later: list[np.ndarray] | None) -> list[Image.Image]:

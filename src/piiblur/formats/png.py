@@ -46,6 +46,36 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return found
 
 
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # per colour type
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def stream_warnings(data: bytes) -> list[str]:
+    """Picture data past what the header declares: the IDAT stream inflates to more rows than IHDR's
+    height (two patched bytes of the header show them; Pillow stops at the declared rows), or holds
+    bytes after its zlib stream. Inflated no further than one byte past the declared size."""
+    try:
+        found = chunks(data)
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", found[0][1][:13])
+    except (ValueError, struct.error, IndexError):
+        return []
+    bits = _CHANNELS.get(colour, 4) * depth
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+        if cols and rows:
+            expected += rows * (1 + -(-cols * bits // 8))
+    stream = zlib.decompressobj()
+    try:
+        inflated = stream.decompress(b"".join(body for kind, body in found if kind == b"IDAT"), expected + 1)
+    except zlib.error:
+        return []  # the decoder said what it could not read
+    if len(inflated) > expected or stream.unconsumed_tail or stream.unused_data.strip(b"\x00"):
+        return [f"the picture data holds more than the {width}x{height} pixels the header declares"]
+    return []
+
+
 def holds_jpeg(kind: bytes, data: bytes) -> bool:
     """True for an ImageMagick "Raw profile type ..." text chunk (hex-encoded EXIF, IPTC, ...) that embeds
     a JPEG, such as an EXIF thumbnail. Such a chunk is dropped, as the thumbnail cannot be redrawn in it."""

@@ -32,6 +32,59 @@ _LAYOUT_TAGS = {
 _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 
 
+_UNCOMPRESSED, _DEFLATE = 1, (8, 32946)
+
+
+def stream_warnings(data: bytes) -> list[str]:
+    """Picture data past what a page's header declares, which libtiff does not read (a patched
+    ImageLength shows it): more strips or tiles than the page needs, or a strip that holds more rows than
+    its share, counted for uncompressed and Deflate strips (not LZW, PackBits or JPEG ones)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pages = []
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                pages.append(dict(image.tag_v2))
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, KeyError, IndexError):
+        return []  # pages that do not read fail the file where they are decoded
+    return [f"page {number}: {why}" for number, tags in enumerate(pages, start=1) if (why := _hidden_rows(tags, data))]
+
+
+def _hidden_rows(tags: dict[int, Any], data: bytes) -> str | None:
+    width, length = int(tags.get(256, 0)), int(tags.get(257, 0))
+    bits = tags.get(258, (1,))
+    bits = tuple(bits) if isinstance(bits, tuple) else (int(bits),)
+    planes = len(bits) if tags.get(284, 1) == 2 else 1
+    if 322 in tags and 323 in tags:  # tiles
+        tiles = -(-width // int(tags[322])) * -(-length // int(tags[323])) * planes
+        offsets = tags.get(324, ())
+        return f"{len(offsets)} tiles where {tiles} hold the picture" if len(offsets) > tiles else None
+    offsets, counts = tags.get(273, ()), tags.get(279, ())
+    offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+    counts = counts if isinstance(counts, tuple) else (counts,)
+    per_strip = max(1, min(int(tags.get(278, length) or length), length))
+    strips = -(-length // per_strip)
+    if len(offsets) > strips * planes:
+        return f"{len(offsets)} strips where {strips * planes} hold the picture"
+    row = -(-width * (bits[0] if planes > 1 else sum(bits)) // 8)
+    compression = tags.get(259, _UNCOMPRESSED)
+    for index, (offset, count) in enumerate(zip(offsets, counts, strict=False)):
+        rows = min(per_strip, length - (index % strips) * per_strip)
+        need = rows * row
+        if compression == _UNCOMPRESSED:
+            held = count
+        elif compression in _DEFLATE:
+            try:
+                held = len(zlib.decompressobj().decompress(data[offset:offset + count], need + 1))
+            except zlib.error:
+                continue
+        else:
+            return None
+        if held > need:
+            return f"strip {index + 1} holds more than its {rows} rows of {width} pixels"
+    return None
+
+
 def _tags(source: SourceImage, scrub: Scrub) -> ImageFileDirectory_v2:
     original = source.image.tag_v2
     tags = ImageFileDirectory_v2()
