@@ -626,19 +626,25 @@ def test_rows_past_the_frame_header_are_not_copied(blurrer) -> None:
     assert blurrer.process_bytes(save(empty_picture(), "JPEG", quality=90), "sky.jpg")[0].status == "copied"
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
-def test_rows_past_what_a_png_or_tiff_header_declares_are_not_copied(blurrer, fmt: str) -> None:
-    """The same for a PNG whose image data inflates to more rows than IHDR declares and a TIFF whose strip
-    holds more rows than ImageLength: Pillow reads the declared rows, a patched header shows the rest.
-    Written as searched (from the pixels), not copied; a sound file is still copied."""
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "GIF"])
+def test_rows_past_what_a_png_tiff_or_gif_header_declares_are_not_copied(blurrer, fmt: str) -> None:
+    """The same for a PNG whose image data inflates to more rows than IHDR declares, a TIFF whose strip
+    holds more rows than ImageLength and a GIF whose LZW data holds more than its descriptor: Pillow reads
+    the declared rows, a patched header shows the rest. Written as searched (from the pixels), not
+    copied; a sound file is still copied."""
     import zlib
 
     portrait = portrait_image()
     tall = Image.new("RGB", (portrait.width, 2 * portrait.height))
     tall.paste(empty_picture().resize(portrait.size), (0, 0))
     tall.paste(portrait, (0, portrait.height))
-    data = bytearray(save(tall, fmt))
-    if fmt == "PNG":
+    data = bytearray(save(tall, fmt, **({"interlace": False} if fmt == "GIF" else {})))
+    if fmt == "GIF":  # the logical screen and the image descriptor (after the global colour table)
+        struct.pack_into("<H", data, 8, portrait.height)
+        descriptor = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+        assert data[descriptor] == 0x2C
+        struct.pack_into("<H", data, descriptor + 7, portrait.height)
+    elif fmt == "PNG":
         at = data.index(b"IHDR")
         data[at + 8 : at + 12] = struct.pack(">I", portrait.height)
         data[at + 17 : at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 17])) & 0xFFFFFFFF)
