@@ -32,13 +32,13 @@ _LAYOUT_TAGS = {
 _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 
 
-_UNCOMPRESSED, _DEFLATE = 1, (8, 32946)
+_UNCOMPRESSED, _LZW, _PACKBITS, _DEFLATE = 1, 5, 32773, (8, 32946)
 
 
 def stream_warnings(data: bytes) -> list[str]:
     """Picture data past what a page's header declares, which libtiff does not read (a patched
     ImageLength shows it): more strips or tiles than the page needs, or a strip that holds more rows than
-    its share, counted for uncompressed and Deflate strips (not LZW, PackBits or JPEG ones)."""
+    its share, counted for uncompressed, LZW, PackBits and Deflate strips (not JPEG ones)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             pages = []
@@ -71,18 +71,71 @@ def _hidden_rows(tags: dict[int, Any], data: bytes) -> str | None:
     for index, (offset, count) in enumerate(zip(offsets, counts, strict=False)):
         rows = min(per_strip, length - (index % strips) * per_strip)
         need = rows * row
+        strip = data[offset:offset + count]
         if compression == _UNCOMPRESSED:
             held = count
         elif compression in _DEFLATE:
             try:
-                held = len(zlib.decompressobj().decompress(data[offset:offset + count], need + 1))
+                held = len(zlib.decompressobj().decompress(strip, need + 1))
             except zlib.error:
                 continue
+        elif compression == _LZW:
+            held = _lzw_length(strip, need + 1)
+        elif compression == _PACKBITS:
+            held = _packbits_length(strip, need + 1)
         else:
             return None
         if held > need:
             return f"strip {index + 1} holds more than its {rows} rows of {width} pixels"
     return None
+
+
+def _lzw_length(strip: bytes, limit: int) -> int:
+    """How many bytes a TIFF LZW strip decodes to (up to ``limit``): codes read most significant bit
+    first, 9 to 12 bits wide, widened one code early; only each table entry's length is kept."""
+    lengths: list[int] = [1] * 256 + [0, 0]
+    size, count, previous, bits, held, pos = 9, 0, -1, 0, 0, 0
+    while count < limit:
+        while held < size and pos < len(strip):
+            bits, held, pos = (bits << 8) | strip[pos], held + 8, pos + 1
+        if held < size:
+            break
+        held -= size
+        code = (bits >> held) & ((1 << size) - 1)
+        bits &= (1 << held) - 1
+        if code == 256:  # clear
+            del lengths[258:]
+            size, previous = 9, -1
+            continue
+        if code == 257:  # end of information
+            break
+        if code < len(lengths):
+            count += lengths[code]
+            if previous >= 0 and len(lengths) < 4096:
+                lengths.append(lengths[previous] + 1)
+        elif code == len(lengths) and previous >= 0:
+            lengths.append(lengths[previous] + 1)
+            count += lengths[code]
+        else:
+            break
+        previous = code
+        if len(lengths) + 1 >= 1 << size and size < 12:
+            size += 1
+    return count
+
+
+def _packbits_length(strip: bytes, limit: int) -> int:
+    """How many bytes a PackBits strip decodes to (up to ``limit``)."""
+    count = pos = 0
+    while pos < len(strip) and count < limit:
+        header = strip[pos]
+        if header < 128:  # a literal run of header + 1 bytes
+            count, pos = count + header + 1, pos + header + 2
+        elif header > 128:  # the next byte repeated 257 - header times
+            count, pos = count + 257 - header, pos + 2
+        else:
+            pos += 1
+    return count
 
 
 def _tags(source: SourceImage, scrub: Scrub) -> ImageFileDirectory_v2:
