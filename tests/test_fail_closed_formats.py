@@ -666,3 +666,22 @@ def test_rows_past_what_a_png_tiff_or_gif_header_declares_are_not_copied(blurrer
     assert any("declares" in note or "holds more" in note for note in result.notes)
     assert len(out) < 0.75 * len(data)  # the hidden rows are not in the file
     assert blurrer.process_bytes(save(empty_picture(), fmt), f"sky.{fmt.lower()}")[0].status == "copied"
+
+
+def test_an_apng_frame_past_the_count_that_actl_declares_is_not_copied(blurrer) -> None:
+    """An APNG whose acTL declares fewer frames than the file holds: decoders show the declared ones (an
+    empty sky), the face in the next frame is still in the file. Written with the declared frames only."""
+    import zlib
+
+    data = bytearray(save(empty_picture().resize(portrait_image().size), "PNG", save_all=True,
+                          append_images=[portrait_image()]))
+    at = data.index(b"acTL")
+    assert struct.unpack_from(">I", data, at + 4)[0] == 2
+    struct.pack_into(">I", data, at + 4, 1)
+    struct.pack_into(">I", data, at + 12, zlib.crc32(bytes(data[at : at + 12])) & 0xFFFFFFFF)
+    with Image.open(io.BytesIO(bytes(data))) as shown:
+        assert getattr(shown, "n_frames", 1) == 1
+    result, out = blurrer.process_bytes(bytes(data), "animation.png")
+    assert result.status == "blurred" and out is not None
+    assert any("acTL declares 1" in note for note in result.notes)
+    assert b"fdAT" not in out

@@ -51,29 +51,52 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 
 
 def stream_warnings(data: bytes) -> list[str]:
-    """Picture data past what the header declares: the IDAT stream inflates to more rows than IHDR's
-    height (two patched bytes of the header show them; Pillow stops at the declared rows), or holds
-    bytes after its zlib stream. Inflated no further than one byte past the declared size."""
+    """Picture data past what the header declares, which decoders do not show (two patched bytes of a
+    header do): image data (IDAT, or an APNG frame's fdAT) inflating to more rows than its size, or with
+    bytes after its zlib stream, and APNG frames past the count acTL declares."""
     try:
         found = chunks(data)
         width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", found[0][1][:13])
     except (ValueError, struct.error, IndexError):
         return []
     bits = _CHANNELS.get(colour, 4) * depth
-    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    warned: list[str] = []
+    if _holds_more(b"".join(body for kind, body in found if kind == b"IDAT"), width, height, bits, interlace):
+        warned.append(f"the picture data holds more than the {width}x{height} pixels the header declares")
+    frames = [body for kind, body in found if kind == b"fcTL"]
+    declared = next((struct.unpack(">I", body[:4])[0] for kind, body in found if kind == b"acTL" and len(body) >= 4), 0)
+    if len(frames) > declared:
+        warned.append(f"{len(frames)} animation frames where acTL declares {declared}")
+    frame, parts = -1, {}  # each fcTL's fdAT data (after the sequence number)
+    for kind, body in found:
+        if kind == b"fcTL":
+            frame += 1
+        elif kind == b"fdAT" and frame >= 0:
+            parts.setdefault(frame, []).append(body[4:])
+    for index, pieces in parts.items():
+        try:
+            size = struct.unpack(">II", frames[index][4:12])
+        except (struct.error, IndexError):
+            continue
+        if _holds_more(b"".join(pieces), *size, bits, interlace):
+            warned.append(f"animation frame {index + 1} holds more than its {size[0]}x{size[1]} pixels")
+    return warned
+
+
+def _holds_more(stream: bytes, width: int, height: int, bits: int, interlace: int) -> bool:
+    """True when zlib data inflates to more than the rows of a ``width`` x ``height`` picture need (each
+    with its filter byte), or carries bytes after its end. Inflated no further than one byte past."""
     expected = 0
-    for x0, y0, dx, dy in passes:
+    for x0, y0, dx, dy in (_ADAM7 if interlace else ((0, 0, 1, 1),)):
         cols, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
         if cols and rows:
             expected += rows * (1 + -(-cols * bits // 8))
-    stream = zlib.decompressobj()
+    inflater = zlib.decompressobj()
     try:
-        inflated = stream.decompress(b"".join(body for kind, body in found if kind == b"IDAT"), expected + 1)
+        inflated = inflater.decompress(stream, expected + 1)
     except zlib.error:
-        return []  # the decoder said what it could not read
-    if len(inflated) > expected or stream.unconsumed_tail or stream.unused_data.strip(b"\x00"):
-        return [f"the picture data holds more than the {width}x{height} pixels the header declares"]
-    return []
+        return False  # the decoder says what it cannot read
+    return len(inflated) > expected or bool(inflater.unconsumed_tail) or bool(inflater.unused_data.strip(b"\x00"))
 
 
 def holds_jpeg(kind: bytes, data: bytes) -> bool:
