@@ -20,6 +20,7 @@ from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from . import Encoded, SourceImage, frame_options, later_images
 from ._scrub import Scrub
+from .png import inflated_size
 
 FORMATS = ("TIFF",)
 
@@ -76,7 +77,7 @@ def _hidden_rows(tags: dict[int, Any], data: bytes) -> str | None:
             held = count
         elif compression in _DEFLATE:
             try:
-                held = len(zlib.decompressobj().decompress(strip, need + 1))
+                held = inflated_size(zlib.decompressobj(), strip, need + 1)
             except zlib.error:
                 continue
         elif compression == _LZW:
