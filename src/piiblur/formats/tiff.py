@@ -52,6 +52,13 @@ def stream_warnings(data: bytes) -> list[str]:
 
 
 def _hidden_rows(tags: dict[int, Any], data: bytes) -> str | None:
+    try:
+        return _count_rows(tags, data)
+    except (ArithmeticError, ValueError, TypeError, IndexError):  # tags no decoder could use: it failed there
+        return None
+
+
+def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
     width, length = int(tags.get(256, 0)), int(tags.get(257, 0))
     bits = tags.get(258, (1,))
     bits = tuple(bits) if isinstance(bits, tuple) else (int(bits),)
