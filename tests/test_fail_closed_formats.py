@@ -626,7 +626,7 @@ def test_rows_past_the_frame_header_are_not_copied(blurrer) -> None:
     assert blurrer.process_bytes(save(empty_picture(), "JPEG", quality=90), "sky.jpg")[0].status == "copied"
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "TIFF-LZW", "TIFF-PACKBITS", "GIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "TIFF-LZW", "TIFF-PACKBITS", "TIFF-JPEG", "GIF"])
 def test_rows_past_what_a_png_tiff_or_gif_header_declares_are_not_copied(blurrer, fmt: str) -> None:
     """The same for a PNG whose image data inflates to more rows than IHDR declares, a TIFF whose strip
     holds more rows than ImageLength and a GIF whose LZW data holds more than its descriptor: Pillow reads
@@ -641,7 +641,8 @@ def test_rows_past_what_a_png_tiff_or_gif_header_declares_are_not_copied(blurrer
     fmt, _, compression = fmt.partition("-")
     options = {"interlace": False} if fmt == "GIF" else {}
     if compression:  # one strip, so that what it decodes to is counted
-        options = {"compression": {"LZW": "tiff_lzw", "PACKBITS": "packbits"}[compression], "strip_size": 2**30}
+        options = {"compression": {"LZW": "tiff_lzw", "PACKBITS": "packbits", "JPEG": "jpeg"}[compression],
+                   "strip_size": 2**30}
     data = bytearray(save(tall, fmt, **options))
     if fmt == "GIF":  # the logical screen and the image descriptor (after the global colour table)
         struct.pack_into("<H", data, 8, portrait.height)

@@ -33,13 +33,15 @@ _LAYOUT_TAGS = {
 _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 
 
-_UNCOMPRESSED, _LZW, _PACKBITS, _DEFLATE = 1, 5, 32773, (8, 32946)
+_UNCOMPRESSED, _LZW, _JPEG, _PACKBITS, _DEFLATE = 1, 5, 7, 32773, (8, 32946)
+_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
 def stream_warnings(data: bytes) -> list[str]:
     """Picture data past what a page's header declares, which libtiff does not read (a patched
     ImageLength shows it): more strips or tiles than the page needs, or a strip that holds more rows than
-    its share, counted for uncompressed, LZW, PackBits and Deflate strips (not JPEG ones)."""
+    its share: what an uncompressed, LZW, PackBits or Deflate strip decodes to, or the rows a JPEG strip's
+    frame header declares."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             pages = []
@@ -91,6 +93,8 @@ def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
             held = _lzw_length(strip, need + 1)
         elif compression == _PACKBITS:
             held = _packbits_length(strip, need + 1)
+        elif compression == _JPEG:  # a writer may pad the last strip to whole MCUs (16 rows at most)
+            held = _jpeg_rows(strip) * row if _jpeg_rows(strip) > -(-rows // 16) * 16 else 0
         else:
             return None
         if held > need:
@@ -130,6 +134,19 @@ def _lzw_length(strip: bytes, limit: int) -> int:
         if len(lengths) + 1 >= 1 << size and size < 12:
             size += 1
     return count
+
+
+def _jpeg_rows(strip: bytes) -> int:
+    """The rows a JPEG strip's frame header declares (0 when it has none)."""
+    pos = 2
+    while pos + 9 <= len(strip) and strip[pos] == 0xFF:
+        marker = strip[pos + 1]
+        if marker in _FRAMES:
+            return struct.unpack_from(">H", strip, pos + 5)[0]
+        if marker == 0xDA:
+            break
+        pos += 2 + struct.unpack_from(">H", strip, pos + 2)[0]
+    return 0
 
 
 def _packbits_length(strip: bytes, limit: int) -> int:
