@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 from . import _encode_with_pillow
+from ._lzw import decoded_length
 
 FORMATS = ("GIF",)
 
@@ -30,7 +31,7 @@ def stream_warnings(data: bytes) -> list[str]:
             if start >= len(data):
                 break
             lzw, pos = _sub_blocks(data, start + 1)
-            if _pixels(data[start], lzw, width * height + 1) > width * height:
+            if 2 <= data[start] <= 11 and decoded_length(lzw, data[start], width * height + 1) > width * height:
                 found.append(f"image {number} holds more than its {width}x{height} pixels")
         else:  # the trailer, or what no decoder reads (data after it is checked as such)
             break
@@ -48,40 +49,3 @@ def _sub_blocks(data: bytes, pos: int) -> tuple[bytes, int]:
         parts.append(data[pos + 1 : pos + 1 + data[pos]])
         pos += 1 + data[pos]
     return b"".join(parts), pos + 1
-
-
-def _pixels(min_code_size: int, lzw: bytes, limit: int) -> int:
-    """How many pixels GIF's LZW data decodes to (up to ``limit``), counting only the length of each
-    table entry, not its pixels."""
-    if not 2 <= min_code_size <= 11:
-        return 0
-    clear = 1 << min_code_size
-    lengths = [1] * clear + [0, 0]
-    size, count, previous, bits, held, pos = min_code_size + 1, 0, -1, 0, 0, 0
-    while count < limit:
-        while held < size and pos < len(lzw):
-            bits |= lzw[pos] << held
-            held, pos = held + 8, pos + 1
-        if held < size:
-            break
-        code = bits & ((1 << size) - 1)
-        bits, held = bits >> size, held - size
-        if code == clear:
-            del lengths[clear + 2 :]
-            size, previous = min_code_size + 1, -1
-            continue
-        if code == clear + 1:
-            break
-        if code < len(lengths):
-            count += lengths[code]
-            if previous >= 0 and len(lengths) < 4096:
-                lengths.append(lengths[previous] + 1)
-        elif code == len(lengths) and previous >= 0:
-            lengths.append(lengths[previous] + 1)
-            count += lengths[code]
-        else:
-            break  # not LZW: the decoder stopped here too
-        previous = code
-        if len(lengths) == 1 << size and size < 12:
-            size += 1
-    return count

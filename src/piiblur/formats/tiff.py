@@ -19,6 +19,7 @@ from PIL import Image
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from . import Encoded, SourceImage, frame_options, later_images
+from ._lzw import decoded_length
 from ._scrub import Scrub
 from .png import inflated_size
 
@@ -90,7 +91,7 @@ def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
             except zlib.error:
                 continue
         elif compression == _LZW:
-            held = _lzw_length(strip, need + 1)
+            held = decoded_length(strip, 8, need + 1, tiff=True)
         elif compression == _PACKBITS:
             held = _packbits_length(strip, need + 1)
         elif compression == _JPEG:  # a writer may pad the last strip to whole MCUs (16 rows at most)
@@ -100,40 +101,6 @@ def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
         if held > need:
             return f"strip {index + 1} holds more than its {rows} rows of {width} pixels"
     return None
-
-
-def _lzw_length(strip: bytes, limit: int) -> int:
-    """How many bytes a TIFF LZW strip decodes to (up to ``limit``): codes read most significant bit
-    first, 9 to 12 bits wide, widened one code early; only each table entry's length is kept."""
-    lengths: list[int] = [1] * 256 + [0, 0]
-    size, count, previous, bits, held, pos = 9, 0, -1, 0, 0, 0
-    while count < limit:
-        while held < size and pos < len(strip):
-            bits, held, pos = (bits << 8) | strip[pos], held + 8, pos + 1
-        if held < size:
-            break
-        held -= size
-        code = (bits >> held) & ((1 << size) - 1)
-        bits &= (1 << held) - 1
-        if code == 256:  # clear
-            del lengths[258:]
-            size, previous = 9, -1
-            continue
-        if code == 257:  # end of information
-            break
-        if code < len(lengths):
-            count += lengths[code]
-            if previous >= 0 and len(lengths) < 4096:
-                lengths.append(lengths[previous] + 1)
-        elif code == len(lengths) and previous >= 0:
-            lengths.append(lengths[previous] + 1)
-            count += lengths[code]
-        else:
-            break
-        previous = code
-        if len(lengths) + 1 >= 1 << size and size < 12:
-            size += 1
-    return count
 
 
 def _jpeg_rows(strip: bytes) -> int:
