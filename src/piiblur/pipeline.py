@@ -176,9 +176,10 @@ class Blurrer:
 
 
 def _damaged(image: SourceImage, result: FileResult) -> bool:
-    """True when a decoder reading the whole stream warns: what other decoders show may differ from what
-    was searched (a scan longer than its frame header says hides rows from every decoder but a patched
-    one), so the file is not copied but written again, its picture as it was searched."""
+    """True when the format's check of the whole stream warns (libjpeg reading a JPEG to its end; the
+    rows and frames a PNG, GIF or TIFF holds against those its header declares): the file may hold what
+    was not searched (rows past the header's, hidden from every decoder but one of a patched header), so
+    it is not copied but written again, its picture as it was searched."""
     warned = stream_warnings(image)
     if warned:
         result.notes.append("nothing found, but the whole stream, read to its end, may hold what was not "
