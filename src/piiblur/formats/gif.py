@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 from . import _encode_with_pillow
-from ._lzw import decoded_length
+from ._decoded_size import lzw
 
 FORMATS = ("GIF",)
 
@@ -30,8 +30,8 @@ def stream_warnings(data: bytes) -> list[str]:
             start = pos + 10 + _colour_table(data[pos + 9])
             if start >= len(data):
                 break
-            lzw, pos = _sub_blocks(data, start + 1)
-            if 2 <= data[start] <= 11 and decoded_length(lzw, data[start], width * height + 1) > width * height:
+            codes, pos = _sub_blocks(data, start + 1)
+            if 2 <= data[start] <= 11 and lzw(codes, data[start], width * height + 1) > width * height:
                 found.append(f"image {number} holds more than its {width}x{height} pixels")
         else:  # the trailer, or what no decoder reads (data after it is checked as such)
             break

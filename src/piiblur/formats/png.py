@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from . import Encoded, SourceImage, frame_options, later_images
+from . import _decoded_size as decoded_size
 from ._scrub import Scrub
 
 FORMATS = ("PNG",)
@@ -93,22 +94,10 @@ def _holds_more(stream: bytes, width: int, height: int, bits: int, interlace: in
             expected += rows * (1 + -(-cols * bits // 8))
     inflater = zlib.decompressobj()
     try:
-        size = inflated_size(inflater, stream, expected + 1)
+        size = decoded_size.inflated(inflater, stream, expected + 1)
     except zlib.error:
         return False  # the decoder says what it cannot read
     return size > expected or bool(inflater.unused_data.strip(b"\x00"))
-
-
-def inflated_size(inflater: Any, data: bytes, limit: int) -> int:
-    """How many bytes ``data`` inflates to, counted up to ``limit`` a megabyte at a time (a small stream
-    that inflates to gigabytes takes no more memory than that)."""
-    size, pending = 0, data
-    while size < limit:
-        size += len(inflater.decompress(pending, min(1 << 20, limit - size)))
-        pending = inflater.unconsumed_tail
-        if not pending:  # all read in; what zlib still holds is at most its window
-            return size + len(inflater.flush())
-    return size
 
 
 def holds_jpeg(kind: bytes, data: bytes) -> bool:

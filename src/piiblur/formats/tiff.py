@@ -19,9 +19,9 @@ from PIL import Image
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from . import Encoded, SourceImage, frame_options, later_images
-from ._lzw import decoded_length
+from . import _decoded_size as decoded_size
 from ._scrub import Scrub
-from .png import inflated_size
+from .jpeg.markers import header_segments, is_frame
 
 FORMATS = ("TIFF",)
 
@@ -35,7 +35,6 @@ _FALLBACK_COMPRESSION = "tiff_adobe_deflate"
 
 
 _UNCOMPRESSED, _LZW, _JPEG, _PACKBITS, _DEFLATE = 1, 5, 7, 32773, (8, 32946)
-_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
 def stream_warnings(data: bytes) -> list[str]:
@@ -87,15 +86,16 @@ def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
             held = count
         elif compression in _DEFLATE:
             try:
-                held = inflated_size(zlib.decompressobj(), strip, need + 1)
+                held = decoded_size.inflated(zlib.decompressobj(), strip, need + 1)
             except zlib.error:
                 continue
         elif compression == _LZW:
-            held = decoded_length(strip, 8, need + 1, tiff=True)
+            held = decoded_size.lzw(strip, 8, need + 1, tiff=True)
         elif compression == _PACKBITS:
-            held = _packbits_length(strip, need + 1)
+            held = decoded_size.packbits(strip, need + 1)
         elif compression == _JPEG:  # a writer may pad the last strip to whole MCUs (16 rows at most)
-            held = _jpeg_rows(strip) * row if _jpeg_rows(strip) > -(-rows // 16) * 16 else 0
+            declared = _jpeg_rows(strip)
+            held = declared * row if declared > -(-rows // 16) * 16 else 0
         else:
             return None
         if held > need:
@@ -105,29 +105,11 @@ def _count_rows(tags: dict[int, Any], data: bytes) -> str | None:
 
 def _jpeg_rows(strip: bytes) -> int:
     """The rows a JPEG strip's frame header declares (0 when it has none)."""
-    pos = 2
-    while pos + 9 <= len(strip) and strip[pos] == 0xFF:
-        marker = strip[pos + 1]
-        if marker in _FRAMES:
-            return struct.unpack_from(">H", strip, pos + 5)[0]
-        if marker == 0xDA:
-            break
-        pos += 2 + struct.unpack_from(">H", strip, pos + 2)[0]
-    return 0
-
-
-def _packbits_length(strip: bytes, limit: int) -> int:
-    """How many bytes a PackBits strip decodes to (up to ``limit``)."""
-    count = pos = 0
-    while pos < len(strip) and count < limit:
-        header = strip[pos]
-        if header < 128:  # a literal run of header + 1 bytes
-            count, pos = count + header + 1, pos + header + 2
-        elif header > 128:  # the next byte repeated 257 - header times
-            count, pos = count + 257 - header, pos + 2
-        else:
-            pos += 1
-    return count
+    try:
+        frames = [segment for marker, segment in header_segments(strip)[0] if is_frame(marker)]
+    except (ValueError, struct.error):
+        return 0
+    return struct.unpack_from(">H", frames[0], 5)[0] if frames and len(frames[0]) >= 7 else 0
 
 
 def _tags(source: SourceImage, scrub: Scrub) -> ImageFileDirectory_v2:
