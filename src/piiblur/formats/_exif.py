@@ -177,7 +177,7 @@ def replace_previews(payload: bytes, make_thumb: ThumbMaker) -> tuple[bytes, int
     """
     out = bytearray(payload)
     spans = preview_spans(payload)
-    dangling = dangling_jpeg_starts(payload)
+    dangling = dangling_jpeg_starts(payload, spans)
     for pos, end in spans:
         new = make_thumb(payload[pos:end], end - pos)
         _overwrite(out, pos, end, new if new is not None and len(new) <= end - pos else None)
@@ -238,13 +238,14 @@ def _jpeg_header_at(block: bytes, pos: int) -> bool:
     return segments > 0 and at + 4 > len(block)  # cut short by the block's end
 
 
-def dangling_jpeg_starts(payload: bytes) -> list[int]:
+def dangling_jpeg_starts(payload: bytes, spans: list[tuple[int, int]] | None = None) -> list[int]:
     """Where a JPEG stream begins in a block but is not a whole, decodable JPEG there: cut short, or
     split over several blocks (a preview in APPn segments, as FlashPix and C2PA split theirs). What it
     holds cannot be searched, and what follows the start may be part of the picture. The IFD1
-    thumbnail of an EXIF payload is left out (it is redrawn whole, decodable or not)."""
+    thumbnail of an EXIF payload is left out (it is redrawn whole, decodable or not). ``spans``: the
+    block's ``preview_spans``, where the caller has them already."""
     skip = thumbnail_range(payload)
-    spans = preview_spans(payload)
+    spans = preview_spans(payload) if spans is None else spans
     starts: list[int] = []
     pos = payload.find(b"\xff\xd8\xff")
     while pos >= 0:
