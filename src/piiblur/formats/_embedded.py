@@ -65,8 +65,12 @@ def decode(item: Embedded) -> Image.Image | None:
 
 
 def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
+    if kind == "missing":
+        yield Embedded(where, None)
+        return
+    payload = EXIF_HEADER + block if kind == "exif" and not block.startswith(EXIF_HEADER) else block
+    spans = preview_spans(payload)  # the whole JPEGs in it (an EXIF block's IFD1 thumbnail left out)
     if kind == "exif":
-        payload = block if block.startswith(EXIF_HEADER) else EXIF_HEADER + block
         thumb = thumbnail_range(payload)
         if thumb is not None:
             yield Embedded(f"{where} thumbnail", payload[thumb[0]:thumb[1]])
@@ -74,27 +78,17 @@ def _in_block(kind: str, where: str, block: bytes) -> Iterator[Embedded]:
         if raw is not None:  # uncompressed (TIFF strips): searched where it is 8-bit RGB
             start, end, size = raw
             yield Embedded(f"{where} uncompressed thumbnail", _raw_rgb(size, payload[start:end]))
-        for start, end in preview_spans(payload):
-            yield Embedded(f"preview in the {where}", payload[start:end])
     elif kind == "xmp":
         for name, data in images_in(block):
             yield Embedded(f"{name} in the {where}", data)
-        for start, end in preview_spans(block):  # a JPEG file put raw into the text
-            yield Embedded(f"JPEG image in the {where}", block[start:end])
-    elif kind == "missing":
-        yield Embedded(where, None)
-    else:
-        for start, end in preview_spans(block):
-            yield Embedded(f"preview in the {where}", block[start:end])
-    if kind != "missing":  # a whole PNG, GIF or WebP file in any block (the scrub blanks them)
-        for start, end, fmt in image_spans(block):
-            yield Embedded(f"{fmt} image in the {where}", block[start:end])
-        # a JPEG that begins here but does not end whole: cut short, or split over segments (the scrub
-        # zeroes it from its start, and a JPEG's writer drops the segments that continue it)
-        if dangling_jpeg_starts(EXIF_HEADER + block if kind == "exif" and not block.startswith(EXIF_HEADER)
-                                else block):
-            yield Embedded(f"part of a JPEG in the {where} (cut short or split over segments, so not searched)",
-                           None)
+    for start, end in spans:  # in XMP, a JPEG file put raw into the text
+        yield Embedded(f"{'JPEG image' if kind == 'xmp' else 'preview'} in the {where}", payload[start:end])
+    for start, end, fmt in image_spans(block):  # a whole PNG, GIF or WebP file (the scrub blanks them)
+        yield Embedded(f"{fmt} image in the {where}", block[start:end])
+    # a JPEG that begins here but does not end whole: cut short, or split over segments (the scrub zeroes it
+    # from its start, and a JPEG's writer drops the segments that continue it)
+    if dangling_jpeg_starts(payload, spans):
+        yield Embedded(f"part of a JPEG in the {where} (cut short or split over segments, so not searched)", None)
     if kind in ("exif", "other"):  # base64 image data (in XMP, ``images_in`` finds it)
         for data in bare_images(block):
             yield Embedded(f"base64 image data in the {where}", data)
