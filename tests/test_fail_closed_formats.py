@@ -686,3 +686,35 @@ def test_an_apng_frame_past_the_count_that_actl_declares_is_not_copied(blurrer) 
     assert result.status == "blurred" and out is not None
     assert any("acTL declares 1" in note for note in result.notes)
     assert b"fdAT" not in out
+
+
+def test_a_hidden_image_item_of_a_heif_is_not_copied(blurrer) -> None:
+    """A HEIF image item flagged hidden, and no tile, thumbnail or auxiliary image of another: libheif
+    lists only the top-level images (an empty sky here), the face in the hidden item is still in the file
+    and one bit shows it. Written with the shown picture only; a sound two-image HEIF is still copied."""
+    pytest.importorskip("pillow_heif")
+
+    def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:  # 32-bit sizes here
+        found = []
+        while start + 8 <= end:
+            size, kind = struct.unpack_from(">I4s", data, start)
+            found.append((kind, start + 8, start + size))
+            start += size
+        return found
+
+    sky = empty_picture().resize(portrait_image().size)
+    sound = save(sky, "HEIF", save_all=True, append_images=[sky], quality=90)
+    assert blurrer.process_bytes(sound, "two.heic")[0].status == "copied"
+    data = bytearray(save(sky, "HEIF", save_all=True, append_images=[portrait_image()], quality=90))
+    meta = next(box for box in _boxes(bytes(data), 0, len(data)) if box[0] == b"meta")
+    iinf = next(box for box in _boxes(bytes(data), meta[1] + 4, meta[2]) if box[0] == b"iinf")
+    for kind, start, _ in _boxes(bytes(data), iinf[1] + 4 + (2 if data[iinf[1]] == 0 else 4), iinf[2]):
+        if kind == b"infe" and struct.unpack_from(">H", data, start + 4)[0] == 2:
+            data[start + 3] |= 1  # the second image: hidden
+    with Image.open(io.BytesIO(bytes(data))) as shown:
+        assert getattr(shown, "n_frames", 1) == 1
+    result, out = blurrer.process_bytes(bytes(data), "hidden.heic")
+    assert result.status == "blurred" and out is not None
+    assert any("hidden and part of no image" in note for note in result.notes)
+    with Image.open(io.BytesIO(out)) as written:
+        assert getattr(written, "n_frames", 1) == 1 and len(out) < 0.8 * len(data)
