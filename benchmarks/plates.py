@@ -505,6 +505,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=None,
                         help="the plate threshold (default: the shipped one, classes.CLASS_TABLE)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--views", default="standard", help="the set of views of the sphere (pii-blur --views)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/pii-blur-plates"), help="pano360 crops go here")
     args = parser.parse_args()
     unknown = set(args.sets.split(",")) - set(ALL_SETS)
@@ -521,7 +522,7 @@ def main() -> int:
     sets = args.sets.split(",")
     model = str(args.plate_model) if args.plate_model else model_path(
         "plate_yolov8n_street_int8.onnx" if args.precision == "int8" else "plate_yolov8n_street.onnx")
-    base = Settings(classes=("plate",), precision=args.precision, threads=args.threads,
+    base = Settings(classes=("plate",), precision=args.precision, threads=args.threads, views=args.views,
                     model_files={"plate": model} if args.plate_model else {},
                     thresholds={} if args.threshold is None else {"plate": args.threshold})
     print(f"plate model {model} at threshold {base.thresholds['plate']}; face model at {args.precision}; "

@@ -28,8 +28,9 @@ BANDS = [(lo, lo + 10) for lo in range(-90, 90, 10)]
 
 
 def class_views(geo: Equirect, view_set: str, class_name: str) -> list[View]:
-    """The views of the set that search ``class_name`` (``views_for``, as the detection loop gets them)."""
-    return [view for view, classes in views_for(geo, view_set) if class_name in classes]
+    """The views of the set that search ``class_name`` whole (``views_for``, as the detection loop gets
+    them); the views of seeded rings, searched only around what these find, are left out."""
+    return [view for view, classes in views_for(geo, view_set, seeded=False) if class_name in classes]
 
 
 def best_margins(views: list[View], max_roll: float) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,8 @@ def main() -> int:
     geo = Equirect(args.width, args.width // 2, args.width, args.width // 2)
     header = "| set | class | roll | MP | " + " | ".join(f"{lo:+d}" for lo, _ in BANDS) + " |"
     print(f"Smallest margin (degrees) per pitch band, panorama {geo.width}x{geo.height}; MP: all views of the "
-          "class, coarse ones included\n")
+          "class searched whole, coarse ones included (seeded rings, searched only around seeds, left out: "
+          "`thorough` has them whole)\n")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name in args.sets.split(","):

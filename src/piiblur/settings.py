@@ -37,6 +37,7 @@ class Views(StrEnum):
     STANDARD = "standard"
     STANDARD_NOBAND = "standard-noband"
     FAST = "fast"
+    THOROUGH = "thorough"
 
 
 class Status(StrEnum):

@@ -15,7 +15,7 @@ from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import Detector
 from piiblur.projections.camera import View, angles, directions, view_of
 from piiblur.projections.sphere_geometry import Equirect, RingRenderer, render, unwrapped
-from piiblur.projections.view_sets import views_for
+from piiblur.projections.view_sets import SEED_MARGIN, SEED_SCORE, views_for
 
 OUTLINE_STEPS = 6  # points per box side when a box is projected back to the panorama
 
@@ -31,23 +31,72 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     """Detect in every view of the set and map each box back to the panorama.
 
     Each ring's maps are computed once (``RingRenderer``); a view searched for both classes is
-    rendered once for both nets; ``batch`` views of a ring go through a net in one run."""
+    rendered once for both nets; ``batch`` views of a ring go through a net in one run. The views of
+    seeded rings are searched last, only around the seeds that the others found (``SEED_SCORE``)."""
     renderer = RingRenderer(rgb, geo)
+    seeded_views = views_for(geo, view_set, seeded=True)
+    seeded = {name for _, classes in seeded_views for name in classes}
+    search = {n: min(t, SEED_SCORE) if n in seeded else t for n, t in thresholds.items()}
     found: list[Detections] = []
     cut: list[np.ndarray] = []
-    for group, classes in _groups(views_for(geo, view_set), batch or BATCH_VIEWS):
+    seeds: list[Detections] = []
+    for group, classes in _groups(views_for(geo, view_set, seeded=False), batch or BATCH_VIEWS):
         wanted = [d for d in detectors if d.class_name in classes]
         if not wanted:
             continue
         pictures = [renderer.render(view) for view in group]
         # a view is one detector input: it is already at the right scale, so no tile pyramid
-        per_net = [_detect_many(d, pictures, thresholds[d.class_name]) for d in wanted]
+        per_net = [_detect_many(d, pictures, search[d.class_name]) for d in wanted]
         for view, in_view in zip(group, zip(*per_net, strict=True), strict=True):
             dets = Detections.merge(in_view)
+            if not len(dets):
+                continue
+            if seeded:
+                seeds.append(to_sphere(dets, view, geo))
+                dets = dets[dets.scores >= np.array([thresholds[CLASSES[c]] for c in dets.class_ids])]
             if len(dets):
                 found.append(to_sphere(dets, view, geo))
                 cut.append(cut_by_edge(dets, view))
+    all_seeds = Detections.merge(seeds)
+    for view, classes in seeded_views:
+        wanted = [d for d in detectors if d.class_name in classes]
+        mine = all_seeds[np.isin(all_seeds.class_ids, [CLASSES.index(c) for c in classes])]
+        for x0, y0, x1, y1 in seed_windows(view, mine) if wanted else []:
+            window = renderer.render(view, (x0, y0, x1, y1))
+            dets = Detections.merge([d.detect(window, thresholds[d.class_name]) for d in wanted])
+            if len(dets):
+                found.append(to_sphere(dets.shifted(x0, y0), view, geo))
+                cut.append(dets.touching(x1 - x0, y1 - y0))  # a window's edge cuts as a view's does
     return deduplicate_on_sphere(Detections.merge(found), np.concatenate(cut) if cut else None)
+
+
+SEED_GRID = 32  # windows start and end on the nets' coarsest stride, as the view's own grid
+
+
+def seed_windows(view: View, seeds: Detections) -> list[tuple[int, int, int, int]]:
+    """The parts of ``view`` (x0, y0, x1, y1) to search: ``SEED_MARGIN`` pixels each side of every seed
+    in it, on the 32-pixel grid, overlapping parts merged; the whole view where they would cover most of it."""
+    if not len(seeds) or seeds.places is None:
+        return []
+    u, v, front = view.project(directions(seeds.places[:, 0], seeds.places[:, 1]))
+    inside = front & (u >= 0) & (u < view.width) & (v >= 0) & (v < view.height)
+    g = SEED_GRID
+    windows = [(max(0, int(x - SEED_MARGIN) // g * g), max(0, int(y - SEED_MARGIN) // g * g),
+                min(view.width, -(-int(x + SEED_MARGIN) // g) * g), min(view.height, -(-int(y + SEED_MARGIN) // g) * g))
+               for x, y in zip(u[inside], v[inside], strict=True)]
+    merged: list[tuple[int, int, int, int]] = []
+    while windows:
+        a = windows.pop()
+        for k, b in enumerate(merged):
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:  # overlapping: merge, look again
+                windows.append((min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])))
+                del merged[k]
+                break
+        else:
+            merged.append(a)
+    if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in merged) > 0.7 * view.width * view.height:
+        return [(0, 0, view.width, view.height)]
+    return merged
 
 
 def cut_by_edge(dets: Detections, view: View) -> np.ndarray:

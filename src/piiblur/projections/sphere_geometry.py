@@ -89,7 +89,8 @@ class RingRenderer:
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self._x = np.empty(0, np.float32)
 
-    def render(self, view: View) -> np.ndarray:
+    def render(self, view: View, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """The view's picture, or only its part ``window`` (x0, y0, x1, y1)."""
         key = (view.pitch, view.width, view.height, view.focal, view.roll)
         if key != self._key or self._maps is None:
             x, y = _unturned_maps(self.geo, view, _ring_maps)
@@ -97,6 +98,10 @@ class RingRenderer:
             self._maps = (x, np.clip(y, 0, self.geo.height - 1))
             self._x = np.empty_like(x)
             self._key = key
+        if window is not None:
+            x0, y0, x1, y1 = window
+            x = self._maps[0][y0:y1, x0:x1] + _shift(self.geo, view)
+            return _remap_prepared(self.pixels, x, self._maps[1][y0:y1, x0:x1], self.geo, cv2.INTER_LINEAR)
         x = np.add(self._maps[0], _shift(self.geo, view), out=self._x)
         return _remap_prepared(self.pixels, x, self._maps[1], self.geo, cv2.INTER_LINEAR)
 

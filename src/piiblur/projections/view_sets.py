@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,10 +23,21 @@ class Ring:
     classes: tuple[str, ...] = CLASSES
     yaw_offset: float = 0.0
     roll: float = 0.0  # degrees every view's camera is turned about its axis (what it sees turns the other way)
+    seeded: bool = False  # searched only around seeds (see SEED_SCORE), not whole
+
+
+# The views of a seeded ring are searched only around "seeds": every find of the ring's classes that the
+# other views make scoring SEED_SCORE or more, far under any threshold, with SEED_MARGIN pixels of the view
+# around it each side (on the net's 32-pixel grid). A plate that the band or a turned view finds leaves such
+# a trace in the upright views at the panorama's density: on the dev half of the projected panoramas the
+# seeded rings find the same 225 of 228 plates as whole ones (benchmarks/plates.py --views), searching a
+# sixth of their pixels in a busy street panorama (figures: README).
+SEED_SCORE = 0.001
+SEED_MARGIN = 192
 
 
 def band_ring(top: float, bottom: float, count: int, overlap: float, density: float = 2.0,
-              classes: tuple[str, ...] = ("plate",)) -> Ring:
+              classes: tuple[str, ...] = ("plate",), seeded: bool = True) -> Ring:
     """A ring of ``count`` views that covers every direction with pitch in [bottom, top] all round.
 
     The views look at the band's middle pitch; each holds its own share of yaw plus ``overlap / 2``
@@ -40,7 +51,7 @@ def band_ring(top: float, bottom: float, count: int, overlap: float, density: fl
     x, y = cam[..., 0] / cam[..., 2], cam[..., 1] / cam[..., 2]
     fov = 2 * math.degrees(math.atan(float(np.abs(x).max())))
     fov_v = 2 * math.degrees(math.atan(float(np.abs(y).max())))
-    return Ring(pitch, count, fov, fov_v, density, classes)
+    return Ring(pitch, count, fov, fov_v, density, classes, seeded=seeded)
 
 
 # Plates of cars 9-20 m away score under the threshold at the panorama's density and over it at twice
@@ -51,8 +62,12 @@ PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
 # level plates, misses most of those turned by 20 degrees or more: where the cars beside the camera are
 # seen, 17.5 to 57.5 degrees down (under the horizon ring's views), plates are looked for again in views
 # turned 20 degrees each way (training/README.md, "roll"; chosen on benchmarks/plates.py, figures: README).
-TURNED_PLATES = tuple(Ring(-37.5, 8, 55, fov_v=40, yaw_offset=22.5, roll=roll, classes=("plate",))
+TURNED_PLATES = tuple(Ring(-37.5, 8, 55, fov_v=40, yaw_offset=22.5, roll=roll, classes=("plate",), seeded=True)
                       for roll in (20.0, -20.0))
+
+# Plates under the -45 degree ring (within a metre of the camera's foot) are seen there again, seeded by the
+# -45 ring and the coarse view of the nadir.
+NADIR_PLATES = Ring(-75, 5, 60, yaw_offset=36, classes=("plate",), seeded=True)
 
 # Views 55-64 degrees wide overlapping by 8 or more, at the panorama's density; rings at 75 degrees show
 # a face near a pole upright in one of their views; coarse views catch what is too big for the overlap.
@@ -62,29 +77,37 @@ _STANDARD_NOBAND = (
     Ring(45, 8, 55, classes=("face",), yaw_offset=22.5),
     Ring(-45, 8, 55, yaw_offset=22.5),
     Ring(75, 5, 60, classes=("face",)),
-    Ring(-75, 5, 60, yaw_offset=36),
+    Ring(-75, 5, 60, yaw_offset=36, classes=("face",)),
     Ring(0, 4, 100, density=0.25),
     Ring(90, 1, 100, density=0.25),
     Ring(-90, 1, 100, density=0.25),
+    NADIR_PLATES,
 )
 VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
     Views.STANDARD: (*_STANDARD_NOBAND, PLATE_BAND, *TURNED_PLATES),
     Views.FAST: (  # above the horizon ring only the coarse views: for surveys where nobody is above the camera
         Ring(0, 8, 55, fov_v=64),
         Ring(-45, 8, 55, yaw_offset=22.5),
-        Ring(-75, 5, 60, yaw_offset=36),
+        Ring(-75, 5, 60, yaw_offset=36, classes=("face",)),
+        NADIR_PLATES,
         Ring(0, 4, 100, density=0.25),
         Ring(90, 1, 100, density=0.25),
         *TURNED_PLATES,  # below the horizon: dev half of the projected panoramas 217 -> 222 of 228 plates
     ),
     Views.STANDARD_NOBAND: _STANDARD_NOBAND,  # for comparison, and for the least time
 }
+# the standard views with the seeded rings searched whole: for comparison, and for the most search
+VIEW_SETS[Views.THOROUGH] = tuple(replace(ring, seeded=False) for ring in VIEW_SETS[Views.STANDARD])
 
 
-def views_for(geo: Equirect, view_set: str = Views.STANDARD) -> list[tuple[View, tuple[str, ...]]]:
-    """The views (and the classes looked for in each) that cover the image's part of the sphere."""
+def views_for(geo: Equirect, view_set: str = Views.STANDARD,
+              seeded: bool | None = None) -> list[tuple[View, tuple[str, ...]]]:
+    """The views (and the classes looked for in each) that cover the image's part of the sphere: of every
+    ring, or of the seeded rings only (``seeded`` True) or the others only (False)."""
     chosen: list[tuple[View, tuple[str, ...]]] = []
     for ring in VIEW_SETS[view_set]:
+        if seeded is not None and ring.seeded != seeded:
+            continue
         for i in range(ring.count):
             yaw = (ring.yaw_offset + i * 360.0 / ring.count + 180) % 360 - 180
             if geo.covers(yaw, ring.pitch, ring.fov / 2):
