@@ -285,15 +285,16 @@ def in_photo(dets: Detections, geo: sphere.Equirect, photo: Photo) -> tuple[np.n
     return boxes, on
 
 
-def pano_poses(count: int, poses: int) -> Iterator[tuple[float, list[tuple[int, float]]]]:
+def pano_poses(count: int, poses: int, pitches: tuple[float, ...] = PITCHES
+               ) -> Iterator[tuple[float, list[tuple[int, float]]]]:
     """(pitch, [(photo index, yaw)]) for every panorama: each photo at ``poses`` pitches, pitches cycled."""
-    placements = [(i, PITCHES[(i + k * (len(PITCHES) // poses)) % len(PITCHES)])
+    placements = [(i, pitches[(i + k * max(1, len(pitches) // poses)) % len(pitches)])
                   for k in range(poses) for i in range(count)]
     by_pitch: dict[float, list[int]] = {}
     for i, pitch in placements:
         by_pitch.setdefault(pitch, []).append(i)
     n = 0
-    for pitch in PITCHES:
+    for pitch in pitches:
         photos = by_pitch.get(pitch, [])
         for start in range(0, len(photos), PER_PANO):
             offset = SEAM_OFFSETS[n % len(SEAM_OFFSETS)]
@@ -303,7 +304,7 @@ def pano_poses(count: int, poses: int) -> Iterator[tuple[float, list[tuple[int, 
 
 
 def run_panoramas(blurrer: Blurrer, data: Path, poses: int, quick: bool, faces: FaceCheck | None,
-                  half: str = "all") -> Tally:
+                  half: str = "all", pitches: tuple[float, ...] = PITCHES) -> Tally:
     folder = data / "plates_ro_dashcam"
     labels = flat_labels(folder, quick, half)
     names = list(labels)
@@ -312,7 +313,7 @@ def run_panoramas(blurrer: Blurrer, data: Path, poses: int, quick: bool, faces: 
     geo = sphere.Equirect(PANO_WIDTH, PANO_WIDTH // 2, PANO_WIDTH, PANO_WIDTH // 2)
     tally = Tally()
     start = time.perf_counter()
-    for pitch, placed in pano_poses(len(names), poses):
+    for pitch, placed in pano_poses(len(names), poses, pitches):
         pano = background.copy()
         photos = [draw_photo(pano, geo, read_image(folder / "images" / names[i]).upright_rgb(), names[i],
                              labels[names[i]], yaw, pitch) for i, yaw in placed]
@@ -505,6 +506,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=None,
                         help="the plate threshold (default: the shipped one, classes.CLASS_TABLE)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--pitches", default=",".join(f"{p:g}" for p in PITCHES),
+                        help="pitches the photos are placed at in the panoramas (default %(default)s; -70: plates "
+                             "40-100 degrees down, past the nadir, as a camera on a pole or a backpack sees a bumper)")
     parser.add_argument("--views", default="standard", help="the set of views of the sphere (pii-blur --views)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/pii-blur-plates"), help="pano360 crops go here")
     args = parser.parse_args()
@@ -542,9 +546,10 @@ def main() -> int:
             print(table(name, tally, ["all"], FALSE_NOTES[folder.name]), flush=True)
             report[key] = tally
         elif key == "pano":
+            pitches = tuple(float(p) for p in args.pitches.split(","))
             tally = run_panoramas(with_faces, args.data, 1 if args.quick else args.poses, args.quick, face_check,
-                                  args.half)
-            rows = ["all", *(f"pitch {p:g}" for p in PITCHES), "seam"]
+                                  args.half, pitches)
+            rows = ["all", *(f"pitch {p:g}" for p in pitches), "seam"]
             half = "" if args.half == "all" else f", {args.half} half"
             title = f"plates_ro_dashcam `valid`{half} projected into {PANO_WIDTH}x{PANO_WIDTH // 2} panoramas"
             print(table(title, tally, rows, "Rows: pitch of the photo's centre (negative: looking down); seam: "

@@ -1,4 +1,4 @@
-"""Seeded rings (the plate band, the turned plate views, the plates under the -45 ring): searched only in
+"""Seeded rings (the plate band and the turned plate views): searched only in
 windows around what the other views found, however faintly, and finding there what a whole search finds."""
 
 from __future__ import annotations

@@ -65,10 +65,6 @@ PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
 TURNED_PLATES = tuple(Ring(-37.5, 8, 55, fov_v=40, yaw_offset=22.5, roll=roll, classes=("plate",), seeded=True)
                       for roll in (20.0, -20.0))
 
-# Plates under the -45 degree ring (within a metre of the camera's foot) are seen there again, seeded by the
-# -45 ring and the coarse view of the nadir.
-NADIR_PLATES = Ring(-75, 5, 60, yaw_offset=36, classes=("plate",), seeded=True)
-
 # Views 55-64 degrees wide overlapping by 8 or more, at the panorama's density; rings at 75 degrees show
 # a face near a pole upright in one of their views; coarse views catch what is too big for the overlap.
 # Chosen on benchmarks/panorama.py: the README gives the figures.
@@ -77,19 +73,17 @@ _STANDARD_NOBAND = (
     Ring(45, 8, 55, classes=("face",), yaw_offset=22.5),
     Ring(-45, 8, 55, yaw_offset=22.5),
     Ring(75, 5, 60, classes=("face",)),
-    Ring(-75, 5, 60, yaw_offset=36, classes=("face",)),
+    Ring(-75, 5, 60, yaw_offset=36),
     Ring(0, 4, 100, density=0.25),
     Ring(90, 1, 100, density=0.25),
     Ring(-90, 1, 100, density=0.25),
-    NADIR_PLATES,
 )
 VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
     Views.STANDARD: (*_STANDARD_NOBAND, PLATE_BAND, *TURNED_PLATES),
     Views.FAST: (  # above the horizon ring only the coarse views: for surveys where nobody is above the camera
         Ring(0, 8, 55, fov_v=64),
         Ring(-45, 8, 55, yaw_offset=22.5),
-        Ring(-75, 5, 60, yaw_offset=36, classes=("face",)),
-        NADIR_PLATES,
+        Ring(-75, 5, 60, yaw_offset=36),
         Ring(0, 4, 100, density=0.25),
         Ring(90, 1, 100, density=0.25),
         *TURNED_PLATES,  # below the horizon: dev half of the projected panoramas 217 -> 222 of 228 plates
