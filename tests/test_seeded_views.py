@@ -122,6 +122,16 @@ def test_a_turned_plate_is_found_in_a_window_as_in_the_whole_turned_views(plate_
     assert whole.pixels == _plate_pixels(geo, "thorough", seeded=None)
 
 
+def test_on_a_gpu_the_seeded_rings_are_searched_whole(plate_net):
+    # every window has its own shape, and each new shape costs cuDNN an algorithm search
+    pano, geo = _turned_plate_pano(45.0)
+    gpu = Counting(plate_net)
+    gpu.on_gpu = True
+    found = detect_sphere(pano, geo, [gpu], {"plate": 0.125}, "standard")
+    assert gpu.pixels == _plate_pixels(geo, "thorough", seeded=None) and len(found) >= 1
+    assert plate_net.on_gpu is False  # the CPU session here
+
+
 def test_the_thorough_set_is_the_standard_set_with_every_ring_searched_whole():
     standard, thorough = VIEW_SETS["standard"], VIEW_SETS["thorough"]
     assert [r.pitch for r in standard] == [r.pitch for r in thorough] and not any(r.seeded for r in thorough)

@@ -191,6 +191,11 @@ class OnnxDetector:
     pad_value: ClassVar[int] = 0  # what the input is padded with to the stride
     scale: ClassVar[float] = 1.0  # the input is 8-bit RGB times this
 
+    @property
+    def on_gpu(self) -> bool:
+        """True when the net runs on onnxruntime's CUDA provider."""
+        return self.session.get_providers()[0] == "CUDAExecutionProvider"
+
     def detect(self, rgb: np.ndarray, threshold: float) -> Detections:
         return self.decode(self.run([rgb]), rgb.shape[1], rgb.shape[0], threshold)
 

@@ -34,13 +34,16 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     rendered once for both nets; ``batch`` views of a ring go through a net in one run. The views of
     seeded rings are searched last, only around the seeds that the others found (``SEED_SCORE``)."""
     renderer = RingRenderer(rgb, geo)
-    seeded_views = views_for(geo, view_set, seeded=True)
+    # on a GPU the seeded rings are searched whole: each window's shape would cost cuDNN a new algorithm
+    # search (50 ms to over a second, README "The GPU path"), and pixels are cheap there
+    by_windows = not any(getattr(d, "on_gpu", False) for d in detectors)
+    seeded_views = views_for(geo, view_set, seeded=True) if by_windows else []
     seeded = {name for _, classes in seeded_views for name in classes}
     search = {n: min(t, SEED_SCORE) if n in seeded else t for n, t in thresholds.items()}
     found: list[Detections] = []
     cut: list[np.ndarray] = []
     seeds: list[Detections] = []
-    for group, classes in _groups(views_for(geo, view_set, seeded=False), batch or BATCH_VIEWS):
+    for group, classes in _groups(views_for(geo, view_set, seeded=False if by_windows else None), batch or BATCH_VIEWS):
         wanted = [d for d in detectors if d.class_name in classes]
         if not wanted:
             continue
