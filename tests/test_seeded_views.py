@@ -45,6 +45,12 @@ def test_windows_hold_the_margin_round_every_seed_on_the_nets_grid_and_nothing_w
             need = (max(0, x - SEED_MARGIN), max(0, y - SEED_MARGIN),
                     min(view.width, x + SEED_MARGIN), min(view.height, y + SEED_MARGIN))
             assert any(w[0] <= need[0] and w[1] <= need[1] and need[2] <= w[2] and need[3] <= w[3] for w in windows)
+    # a seed too large for the margin gets a window that holds it whole, with context round it
+    big = _seeds(np.array([30.0]), np.array([-37.5]))
+    big.places[:, 2:] = 20.0  # degrees: about 450 px in this view, more than twice the margin
+    (x0, y0, x1, y1), = seed_windows(view, big)
+    extent = view.focal * np.tan(np.radians(10.0))
+    assert x1 - x0 >= 2 * extent + SEED_MARGIN / 2 and y1 - y0 >= 2 * extent + SEED_MARGIN / 2
     # seeds behind the view or outside it: no window; seeds everywhere: the whole view
     assert seed_windows(view, _seeds(np.array([-150.0, 30.0]), np.array([-37.5, 40.0]))) == []
     grid_yaw, grid_pitch = np.meshgrid(np.linspace(8, 52, 12), np.linspace(-55, -20, 8))

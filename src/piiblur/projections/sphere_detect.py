@@ -78,15 +78,18 @@ SEED_GRID = 32  # windows start and end on the nets' coarsest stride, as the vie
 
 def seed_windows(view: View, seeds: Detections) -> list[tuple[int, int, int, int]]:
     """The parts of ``view`` (x0, y0, x1, y1) to search: ``SEED_MARGIN`` pixels each side of every seed
-    in it, on the 32-pixel grid, overlapping parts merged; the whole view where they would cover most of it."""
+    in it (more for a seed so large that it would not fit: half its size and a quarter of the margin), on
+    the 32-pixel grid, overlapping parts merged; the whole view where they would cover most of it."""
     if not len(seeds) or seeds.places is None:
         return []
     u, v, front = view.project(directions(seeds.places[:, 0], seeds.places[:, 1]))
     inside = front & (u >= 0) & (u < view.width) & (v >= 0) & (v < view.height)
+    half_size = view.focal * np.tan(np.radians(np.maximum(seeds.places[:, 2], seeds.places[:, 3])) / 2)
+    reach = np.maximum(SEED_MARGIN, half_size + SEED_MARGIN / 4)
     g = SEED_GRID
-    windows = [(max(0, int(x - SEED_MARGIN) // g * g), max(0, int(y - SEED_MARGIN) // g * g),
-                min(view.width, -(-int(x + SEED_MARGIN) // g) * g), min(view.height, -(-int(y + SEED_MARGIN) // g) * g))
-               for x, y in zip(u[inside], v[inside], strict=True)]
+    windows = [(max(0, int(x - r) // g * g), max(0, int(y - r) // g * g),
+                min(view.width, -(-int(x + r) // g) * g), min(view.height, -(-int(y + r) // g) * g))
+               for x, y, r in zip(u[inside], v[inside], reach[inside], strict=True)]
     merged: list[tuple[int, int, int, int]] = []
     while windows:
         a = windows.pop()
