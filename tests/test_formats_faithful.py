@@ -108,15 +108,15 @@ def test_an_rgb_stored_jpeg_is_written_rgb_stored(tmp_path: Path, progressive: b
 
 @pytest.mark.parametrize("progressive", [False, True])
 def test_an_arithmetic_coded_jpeg_keeps_its_coefficients_and_its_coding(tmp_path: Path, progressive: bool) -> None:
-    """libjpeg 6b (jpeglib's default) cannot read arithmetic coding: such a file was re-encoded whole.
-    A progressive one gets its scans back from jpegtran, arithmetic-coded too (without jpegtran, the
-    MozJPEG transcoder writes Huffman coding)."""
+    """libjpeg 6b (jpeglib's default) cannot read arithmetic coding: such a file was re-encoded whole until
+    the lossless path used libjpeg-turbo. A progressive one gets its scans back from jpegtran, arithmetic-coded
+    too (without jpegtran, the MozJPEG transcoder writes Huffman coding)."""
     from piiblur.formats._lossless import jpegtran
-    from piiblur.formats.jpeg.coefficients import LIBJPEG_ARITHMETIC
+    from piiblur.formats.jpeg.coefficients import LIBJPEG
     from piiblur.formats.jpeg.markers import arithmetic_coded
 
     before_version = jpeglib.version.get()
-    jpeglib.version.set(LIBJPEG_ARITHMETIC)
+    jpeglib.version.set(LIBJPEG)
     try:
         path = tmp_path / "arith.jpg"
         flags = ["+ARITH_CODE", "+PROGRESSIVE_MODE"] if progressive else ["+ARITH_CODE"]
