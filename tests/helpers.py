@@ -32,3 +32,24 @@ def sky_and_ground(height: int, width: int) -> np.ndarray:
     ys = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
     return np.broadcast_to(np.array([120, 160, 210]) * (1 - ys) + np.array([90, 110, 70]) * ys,
                            (height, width, 3)).astype(np.uint8).copy()
+
+
+def turned_plate_panorama(turn: float):  # type: ignore[no-untyped-def]
+    """A 2000x1000 panorama (and its ``Equirect``) with the example's plate turned by ``turn`` degrees,
+    40 degrees down, 20 px tall at the panorama's density: a plate seen from above and the side."""
+    from PIL import Image
+
+    from piiblur import sphere
+    from piiblur import synthetic as syn
+
+    portrait = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    x1, y1, x2, y2 = PLATE_BOX
+    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), float(x2 - x1), 2.0 * (y2 - y1))
+    h, w = crop.pixels.shape[:2]
+    centre = ((crop.box[0] + crop.box[2]) / 2, (crop.box[1] + crop.box[3]) / 2)
+    rotation = cv2.getRotationMatrix2D(centre, turn, 1.0)
+    turned = syn.Crop(cv2.warpAffine(crop.pixels, rotation, (w, h), borderMode=cv2.BORDER_REFLECT), crop.box)
+    geo = sphere.Equirect(2000, 1000, 2000, 1000)
+    pano = np.full((geo.height, geo.width, 3), 110, np.uint8)
+    syn.place(pano, geo, turned, 40.0, -40.0, 20)
+    return pano, geo

@@ -6,11 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import EXAMPLE, PLATE_BOX
-from PIL import Image
+from helpers import turned_plate_panorama
 
 from piiblur import sphere
-from piiblur import synthetic as syn
 from piiblur.detections import Detections
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections.sphere_detect import SEED_GRID, detect_sphere, seed_windows
@@ -86,21 +84,6 @@ def plate_net():  # type: ignore[no-untyped-def]
     return Blurrer(Settings(classes=("plate",), threads=2)).detectors[0]
 
 
-def _turned_plate_pano(turn: float) -> tuple[np.ndarray, sphere.Equirect]:
-    """A 2000x1000 panorama with a real plate turned by ``turn`` degrees, 40 degrees down, 20 px tall."""
-    portrait = np.asarray(Image.open(EXAMPLE).convert("RGB"))
-    x1, y1, x2, y2 = PLATE_BOX
-    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), float(x2 - x1), 2.0 * (y2 - y1))
-    h, w = crop.pixels.shape[:2]
-    centre = ((crop.box[0] + crop.box[2]) / 2, (crop.box[1] + crop.box[3]) / 2)
-    rotation = cv2.getRotationMatrix2D(centre, turn, 1.0)
-    turned = syn.Crop(cv2.warpAffine(crop.pixels, rotation, (w, h), borderMode=cv2.BORDER_REFLECT), crop.box)
-    geo = sphere.Equirect(2000, 1000, 2000, 1000)
-    pano = np.full((geo.height, geo.width, 3), 110, np.uint8)
-    syn.place(pano, geo, turned, 40.0, -40.0, 20)
-    return pano, geo
-
-
 def _plate_pixels(geo: sphere.Equirect, view_set: str, seeded: bool | None) -> int:
     views = sphere.views_for(geo, view_set, seeded=seeded)
     return sum(v.width * v.height for v, classes in views if "plate" in classes)
@@ -116,7 +99,7 @@ def test_with_nothing_to_seed_them_the_seeded_rings_are_not_searched(plate_net):
 
 @pytest.mark.parametrize("turn", [45.0, -35.0])
 def test_a_turned_plate_is_found_in_a_window_as_in_the_whole_turned_views(plate_net, turn: float):
-    pano, geo = _turned_plate_pano(turn)
+    pano, geo = turned_plate_panorama(turn)
     seeded, whole = Counting(plate_net), Counting(plate_net)
     by_windows = detect_sphere(pano, geo, [seeded], {"plate": 0.125}, "standard")
     by_views = detect_sphere(pano, geo, [whole], {"plate": 0.125}, "thorough")
@@ -130,7 +113,7 @@ def test_a_turned_plate_is_found_in_a_window_as_in_the_whole_turned_views(plate_
 
 def test_on_a_gpu_the_seeded_rings_are_searched_whole(plate_net):
     # every window has its own shape, and each new shape costs cuDNN an algorithm search
-    pano, geo = _turned_plate_pano(45.0)
+    pano, geo = turned_plate_panorama(45.0)
     gpu = Counting(plate_net)
     gpu.on_gpu = True
     found = detect_sphere(pano, geo, [gpu], {"plate": 0.125}, "standard")

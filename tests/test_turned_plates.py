@@ -6,11 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import EXAMPLE, PLATE_BOX
-from PIL import Image
+from helpers import turned_plate_panorama
 
 from piiblur import sphere
-from piiblur import synthetic as syn
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections.view_sets import TURNED_PLATES
 
@@ -54,16 +52,7 @@ def test_a_turned_view_shows_the_level_view_turned_the_other_way():
 
 @pytest.mark.parametrize("turn", [45.0, -35.0])
 def test_a_turned_plate_seen_from_above_is_found_with_the_turned_views_and_not_without(turn: float):
-    portrait = np.asarray(Image.open(EXAMPLE).convert("RGB"))
-    x1, y1, x2, y2 = PLATE_BOX
-    crop = syn.cut(portrait, (float(x1), float(y1), float(x2), float(y2)), float(x2 - x1), 2.0 * (y2 - y1))
-    h, w = crop.pixels.shape[:2]
-    centre = ((crop.box[0] + crop.box[2]) / 2, (crop.box[1] + crop.box[3]) / 2)
-    rotation = cv2.getRotationMatrix2D(centre, turn, 1.0)
-    turned = syn.Crop(cv2.warpAffine(crop.pixels, rotation, (w, h), borderMode=cv2.BORDER_REFLECT), crop.box)
-    geo = sphere.Equirect(2000, 1000, 2000, 1000)
-    pano = np.full((geo.height, geo.width, 3), 110, np.uint8)
-    syn.place(pano, geo, turned, 40.0, -40.0, 20)  # 40 degrees down, 20 px tall at the panorama's density
+    pano, geo = turned_plate_panorama(turn)  # 40 degrees down, 20 px tall at the panorama's density
 
     level_only = Blurrer(Settings(classes=("plate",), threads=2, views="standard-noband")).detect(pano, geo)
     assert len(level_only) == 0

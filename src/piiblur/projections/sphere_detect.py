@@ -39,6 +39,7 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     by_windows = not any(getattr(d, "on_gpu", False) for d in detectors)
     seeded_views = views_for(geo, view_set, seeded=True) if by_windows else []
     seeded = {name for _, classes in seeded_views for name in classes}
+    seeded_ids = [CLASSES.index(name) for name in seeded]
     search = {n: min(t, SEED_SCORE) if n in seeded else t for n, t in thresholds.items()}
     found: list[Detections] = []
     cut: list[np.ndarray] = []
@@ -54,11 +55,13 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
             dets = Detections.merge(in_view)
             if not len(dets):
                 continue
-            if seeded:
-                seeds.append(to_sphere(dets, view, geo))
-                dets = dets[dets.scores >= np.array([thresholds[CLASSES[c]] for c in dets.class_ids])]
+            placed = to_sphere(dets, view, geo)
+            if seeded:  # every find of a seeded class is a seed; those over the threshold are finds too
+                seeds.append(placed[np.isin(placed.class_ids, seeded_ids)])
+                sure = dets.scores >= np.array([thresholds[CLASSES[c]] for c in dets.class_ids])
+                dets, placed = dets[sure], placed[sure]
             if len(dets):
-                found.append(to_sphere(dets, view, geo))
+                found.append(placed)
                 cut.append(cut_by_edge(dets, view))
     all_seeds = Detections.merge(seeds)
     for view, classes in seeded_views:
