@@ -4,9 +4,10 @@
 
 Geometry only, no images and no nets: for every direction on a one-degree grid, the views of the set
 that search a class (at full density; the coarse views are left out, they catch what is too big for
-the margin) are asked how far the direction lies inside them. The margin is that distance to the
-nearest edge of the best view, in degrees: an object up to twice the margin across is whole in at
-least one view. A view only counts where an upright object there stands within ``--roll`` degrees of
+the margin) are asked how far the direction lies inside the rows of them searched for the class
+(``Ring.spans``). The margin is that distance to the nearest edge of those rows in the best view, in
+degrees: an object up to twice the margin across is whole in at least one view. A view only counts
+where an upright object there stands within ``--roll`` degrees of
 the view's vertical (the nets are not rotation-invariant: a face near a pole is turned by its yaw in
 a view that looks straight up). The table gives, per 10-degree pitch band, the smallest margin in
 the band (the worst direction); "-" where no view serves the band within that roll. Megapixels per
@@ -27,23 +28,27 @@ from piiblur.projections.view_sets import VIEW_SETS, views_for
 BANDS = [(lo, lo + 10) for lo in range(-90, 90, 10)]
 
 
-def class_views(geo: Equirect, view_set: str, class_name: str) -> list[View]:
-    """The views of the set that search ``class_name`` whole (``views_for``, as the detection loop gets
-    them); the views of seeded rings, searched only around what these find, are left out."""
-    return [view for view, classes in views_for(geo, view_set, seeded=False) if class_name in classes]
+Searched = tuple[View, int, int]  # a view and the rows of it (top, bottom) searched for the class
 
 
-def best_margins(views: list[View], max_roll: float) -> tuple[np.ndarray, np.ndarray]:
+def class_views(geo: Equirect, view_set: str, class_name: str) -> list[Searched]:
+    """The views of the set that search ``class_name`` whole or in a span of rows (``views_for``, as the
+    detection loop gets them); the views of seeded rings, searched only around what these find, are left out."""
+    return [(one.view, *one.rows(class_name)) for one in views_for(geo, view_set, seeded=False)
+            if class_name in one.classes]
+
+
+def best_margins(views: list[Searched], max_roll: float) -> tuple[np.ndarray, np.ndarray]:
     """(pitch grid, best margin in degrees per direction; -inf where no view serves it)."""
     yaw, pitch = np.meshgrid(np.arange(-180.0, 180.0, 1.0), np.arange(-89.5, 90.0, 1.0))
     here = directions(yaw, pitch)
     above = directions(yaw, np.minimum(pitch + 0.25, 90.0))  # a short upright segment at each direction
     best = np.full(yaw.shape, -np.inf)
-    for view in views:
+    for view, top, bottom in views:
         u, v, front = view.project(here)
         u_up, v_up, _ = view.project(above)
-        inside = front & (u >= 0) & (u < view.width) & (v >= 0) & (v < view.height)
-        edge_px = np.minimum.reduce([u, view.width - u, v, view.height - v])
+        inside = front & (u >= 0) & (u < view.width) & (v >= top) & (v < bottom)
+        edge_px = np.minimum.reduce([u, view.width - u, v - top, bottom - v])
         cos_off = np.clip((here @ view.axes)[..., 2], 1e-3, 1.0)  # cosine of the angle off the view's axis
         px_per_degree = view.focal * math.pi / 180 / cos_off ** 1.5  # radial and tangential stretch, averaged
         roll = np.degrees(np.arctan2(u_up - u, v - v_up))
@@ -68,8 +73,8 @@ def main() -> int:
     for name in args.sets.split(","):
         for class_name in ("face", "plate"):
             searched = class_views(geo, name, class_name)
-            megapixels = sum(view.width * view.height for view in searched) / 1e6
-            views = [view for view in searched if view.focal >= geo.focal]  # the coarse views left out
+            megapixels = sum(view.width * (bottom - top) for view, top, bottom in searched) / 1e6
+            views = [one for one in searched if one[0].focal >= geo.focal]  # the coarse views left out
             for max_roll in (float(r) for r in args.roll.split(",")):
                 pitch, best = best_margins(views, max_roll)
                 cells = []

@@ -27,7 +27,7 @@ def test_a_ring_rendered_once_gives_every_view_the_pixels_render_gives(views: Vi
     geo = sphere.Equirect(1200, 600, 1200, 600)
     pano = _noise_pano(geo)
     renderer = RingRenderer(pano, geo)
-    for view, _ in sphere.views_for(geo, views):
+    for view, _, _ in sphere.views_for(geo, views):
         assert np.array_equal(renderer.render(view), sphere.render(pano, geo, view))
 
 
@@ -36,22 +36,26 @@ def test_groups_keep_the_order_and_split_at_a_new_shape_new_classes_or_the_batch
     views = sphere.views_for(geo, Views.STANDARD)
     for batch in (1, 3, 8, 100):
         groups = list(sphere_detect._groups(views, batch))
-        flat = [(view, classes) for group, classes in groups for view in group]
+        flat = [one for group in groups for one in group]
         assert flat == views
-        for group, _ in groups:
+        for group in groups:
             assert 1 <= len(group) <= batch
-            assert len({(v.width, v.height) for v in group}) == 1
+            assert len({(one.view.width, one.view.height, one.classes, one.spans) for one in group}) == 1
     assert len(list(sphere_detect._groups(views, 1))) == len(views)
 
 
 def _one_view_at_a_time(pano: np.ndarray, geo: sphere.Equirect, detectors: list, thresholds: dict) -> Detections:
-    """The search as it was before rings and batches: each view rendered alone, each net run on it alone."""
+    """The search as it was before rings and batches: each view rendered alone, each net run on it alone
+    (on the rows of it where its class is searched)."""
     found = []
-    for view, classes in sphere.views_for(geo, Views.STANDARD):
-        wanted = [d for d in detectors if d.class_name in classes]
+    for one in sphere.views_for(geo, Views.STANDARD):
+        view = one.view
+        wanted = [d for d in detectors if d.class_name in one.classes]
         if wanted:
             picture = sphere.render(pano, geo, view)
-            dets = Detections.merge(d.detect(picture, thresholds[d.class_name]) for d in wanted)
+            rows = [one.rows(d.class_name) for d in wanted]
+            dets = Detections.merge(d.detect(picture[top:bottom], thresholds[d.class_name]).shifted(0, top)
+                                    for d, (top, bottom) in zip(wanted, rows, strict=True))
             if len(dets):
                 found.append(sphere.to_sphere(dets, view, geo))
     return sphere_detect.deduplicate_on_sphere(Detections.merge(found))

@@ -18,7 +18,7 @@ NO_BAND = "standard-noband"
 
 def _band_views(geo: sphere.Equirect) -> list[sphere.View]:
     band = sphere.PLATE_BAND
-    return [v for v, classes in sphere.views_for(geo, BAND_SET)
+    return [v for v, classes, _ in sphere.views_for(geo, BAND_SET)
             if classes == band.classes and v.pitch == band.pitch and v.focal == pytest.approx(geo.focal * band.density)]
 
 
@@ -55,7 +55,7 @@ def test_the_plate_band_is_searched_for_plates_only_at_twice_the_density():
     v = band[0]
     du = v.project(sphere.directions(np.array([v.yaw - 0.5, v.yaw + 0.5]), np.array([v.pitch, v.pitch])))[0]
     assert float(du[1] - du[0]) == pytest.approx(2 * geo.width / 360, rel=0.01)
-    plain = {(v.yaw, v.pitch, v.focal) for v, _ in sphere.views_for(geo, NO_BAND)}
+    plain = {(v.yaw, v.pitch, v.focal) for v, _, _ in sphere.views_for(geo, NO_BAND)}
     assert not any((v.yaw, v.pitch, v.focal) in plain for v in band)
 
 

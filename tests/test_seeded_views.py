@@ -86,7 +86,7 @@ def plate_net():  # type: ignore[no-untyped-def]
 
 def _plate_pixels(geo: sphere.Equirect, view_set: str, seeded: bool | None) -> int:
     views = sphere.views_for(geo, view_set, seeded=seeded)
-    return sum(v.width * v.height for v, classes in views if "plate" in classes)
+    return sum(v.width * v.height for v, classes, _ in views if "plate" in classes)
 
 
 def test_with_nothing_to_seed_them_the_seeded_rings_are_not_searched(plate_net):

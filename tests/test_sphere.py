@@ -217,10 +217,10 @@ def test_a_find_cut_by_its_view_edge_gives_way_to_the_whole_object_seen_in_anoth
     assert x1 < cut_view.width < x2  # the plate runs past the view's right edge
     cut_box = (x1, y1, float(cut_view.width), y2)
     part = sphere.to_sphere(Detections.of_class(np.array([cut_box]), np.array([0.8]), "plate"), cut_view, geo)
-    cut = sphere_detect.cut_by_edge(Detections.of_class(np.array([cut_box]), np.array([0.8]), "plate"), cut_view)
+    cut = Detections.of_class(np.array([cut_box]), np.array([0.8]), "plate").touching(cut_view.width, cut_view.height)
     assert cut.tolist() == [True]
-    assert not sphere_detect.cut_by_edge(Detections.of_class(np.array([whole_box]), np.array([0.5]), "plate"),
-                                         whole_view).any()
+    assert not Detections.of_class(np.array([whole_box]), np.array([0.5]), "plate").touching(
+        whole_view.width, whole_view.height).any()
     both = Detections.merge([part, whole])
     kept = sphere.deduplicate_on_sphere(both, np.array([True, False]))
     assert len(kept) == 1 and kept.scores.tolist() == [0.5]  # the whole plate, not the higher-scoring part

@@ -16,10 +16,10 @@ from piiblur.projections.view_sets import TURNED_PLATES
 def test_the_standard_views_look_down_for_plates_turned_both_ways():
     geo = sphere.Equirect(4000, 2000, 4000, 2000)
     views = sphere.views_for(geo, "standard")
-    level = sorted(v.yaw for v, classes in views if v.pitch == -45 and v.roll == 0 and "plate" in classes)
+    level = sorted(v.yaw for v, classes, _ in views if v.pitch == -45 and v.roll == 0 and "plate" in classes)
     assert len(level) == 8
     for roll in (20.0, -20.0):
-        turned = [(v, classes) for v, classes in views if v.roll == roll]
+        turned = [(v, classes) for v, classes, _ in views if v.roll == roll]
         assert {classes for _, classes in turned} == {("plate",)}  # faces are not looked for again
         assert sorted(v.yaw for v, _ in turned) == level and all(v.focal == geo.focal for v, _ in turned)
         # from 17.5 to 57.5 degrees down: under the horizon ring, where the cars beside the camera are
@@ -29,8 +29,8 @@ def test_the_standard_views_look_down_for_plates_turned_both_ways():
             assert float(top) == pytest.approx(-17.5, abs=4) and float(bottom) == pytest.approx(-57.5, abs=4)
     assert {r.roll for r in TURNED_PLATES} == {20.0, -20.0}
     # the fast set keeps them (they look below the horizon); the set without the band has neither
-    assert sum(v.roll != 0 for v, _ in sphere.views_for(geo, "fast")) == 16
-    assert all(v.roll == 0 for v, _ in sphere.views_for(geo, "standard-noband"))
+    assert sum(v.roll != 0 for v, _, _ in sphere.views_for(geo, "fast")) == 16
+    assert all(v.roll == 0 for v, _, _ in sphere.views_for(geo, "standard-noband"))
 
 
 def test_a_turned_view_shows_the_level_view_turned_the_other_way():

@@ -15,7 +15,7 @@ from piiblur.detections import CLASSES, Detections
 from piiblur.detectors import Detector
 from piiblur.projections.camera import View, angles, directions, view_of
 from piiblur.projections.sphere_geometry import Equirect, RingRenderer, render, unwrapped
-from piiblur.projections.view_sets import SEED_MARGIN, SEED_SCORE, views_for
+from piiblur.projections.view_sets import SEED_MARGIN, SEED_SCORE, Search, views_for
 
 OUTLINE_STEPS = 6  # points per box side when a box is projected back to the panorama
 
@@ -38,33 +38,43 @@ def detect_sphere(rgb: np.ndarray, geo: Equirect, detectors: list[Detector], thr
     # search (50 ms to over a second, README "The GPU path"), and pixels are cheap there
     by_windows = not any(getattr(d, "on_gpu", False) for d in detectors)
     seeded_views = views_for(geo, view_set, seeded=True) if by_windows else []
-    seeded = {name for _, classes in seeded_views for name in classes}
+    seeded = {name for one in seeded_views for name in one.classes}
     seeded_ids = [CLASSES.index(name) for name in seeded]
     search = {n: min(t, SEED_SCORE) if n in seeded else t for n, t in thresholds.items()}
     found: list[Detections] = []
     cut: list[np.ndarray] = []
     seeds: list[Detections] = []
-    for group, classes in _groups(views_for(geo, view_set, seeded=False if by_windows else None), batch or BATCH_VIEWS):
-        wanted = [d for d in detectors if d.class_name in classes]
+    for group in _groups(views_for(geo, view_set, seeded=False if by_windows else None), batch or BATCH_VIEWS):
+        wanted = [d for d in detectors if d.class_name in group[0].classes]
         if not wanted:
             continue
-        pictures = [renderer.render(view) for view in group]
-        # a view is one detector input: it is already at the right scale, so no tile pyramid
-        per_net = [_detect_many(d, pictures, search[d.class_name]) for d in wanted]
-        for view, in_view in zip(group, zip(*per_net, strict=True), strict=True):
-            dets = Detections.merge(in_view)
+        # a view is one detector input: it is already at the right scale, so no tile pyramid; each net is
+        # given the rows of it where its class is searched, and only the rows some net is given are rendered
+        spans = [group[0].rows(d.class_name) for d in wanted]
+        first, last = min(top for top, _ in spans), max(bottom for _, bottom in spans)
+        pictures = [renderer.render(one.view, None if (first, last) == (0, one.view.height)
+                                    else (0, first, one.view.width, last)) for one in group]
+        per_view: list[list[tuple[Detections, np.ndarray]]] = [[] for _ in group]
+        for detector, (top, bottom) in zip(wanted, spans, strict=True):
+            in_rows = _detect_many(detector, [p[top - first : bottom - first] for p in pictures],
+                                   search[detector.class_name])
+            for parts, one, dets in zip(per_view, group, in_rows, strict=True):
+                parts.append((dets.shifted(0, top), dets.touching(one.view.width, bottom - top)))
+        for one, parts in zip(group, per_view, strict=True):
+            view, dets = one.view, Detections.merge(d for d, _ in parts)
             if not len(dets):
                 continue
+            edge = np.concatenate([c for d, c in parts if len(d)])  # cut by the edge of the rows searched
             placed = to_sphere(dets, view, geo)
             if seeded:  # every find of a seeded class is a seed; those over the threshold are finds too
                 seeds.append(placed[np.isin(placed.class_ids, seeded_ids)])
                 sure = dets.scores >= np.array([thresholds[CLASSES[c]] for c in dets.class_ids])
-                dets, placed = dets[sure], placed[sure]
+                dets, placed, edge = dets[sure], placed[sure], edge[sure]
             if len(dets):
                 found.append(placed)
-                cut.append(cut_by_edge(dets, view))
+                cut.append(edge)
     all_seeds = Detections.merge(seeds)
-    for view, classes in seeded_views:
+    for view, classes, _ in seeded_views:
         wanted = [d for d in detectors if d.class_name in classes]
         mine = all_seeds[np.isin(all_seeds.class_ids, [CLASSES.index(c) for c in classes])]
         for x0, y0, x1, y1 in seed_windows(view, mine) if wanted else []:
@@ -108,24 +118,17 @@ def seed_windows(view: View, seeds: Detections) -> list[tuple[int, int, int, int
     return merged
 
 
-def cut_by_edge(dets: Detections, view: View) -> np.ndarray:
-    """Which boxes touch the edge of the view they were found in: perhaps only part of the object."""
-    return dets.touching(view.width, view.height)
-
-
-def _groups(views: list[tuple[View, tuple[str, ...]]], batch: int) -> Iterator[tuple[list[View], tuple[str, ...]]]:
-    """Consecutive views of one shape and one set of classes, at most ``batch`` at a time, in order."""
-    group: list[View] = []
-    classes: tuple[str, ...] = ()
-    for view, wanted in views:
-        if group and (len(group) >= batch or wanted != classes
-                      or (view.width, view.height) != (group[0].width, group[0].height)):
-            yield group, classes
+def _groups(views: list[Search], batch: int) -> Iterator[list[Search]]:
+    """Consecutive views of one shape, one set of classes and spans, at most ``batch`` at a time, in order."""
+    group: list[Search] = []
+    for one in views:
+        if group and (len(group) >= batch or one.classes != group[0].classes or one.spans != group[0].spans
+                      or (one.view.width, one.view.height) != (group[0].view.width, group[0].view.height)):
+            yield group
             group = []
-        group.append(view)
-        classes = wanted
+        group.append(one)
     if group:
-        yield group, classes
+        yield group
 
 
 def _detect_many(detector: Detector, pictures: list[np.ndarray], threshold: float) -> list[Detections]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +25,32 @@ class Ring:
     yaw_offset: float = 0.0
     roll: float = 0.0  # degrees every view's camera is turned about its axis (what it sees turns the other way)
     seeded: bool = False  # searched only around seeds (see SEED_SCORE), not whole
+    # Where a class is searched in each view, when not the whole view: (class, lowest, highest) angle in
+    # degrees above the view's centre row; another ring's views search the rest of the sphere for it.
+    spans: tuple[tuple[str, float, float], ...] = ()
+
+
+SPAN_GRID = 32  # a span's rows start and end on the nets' coarsest stride
+
+
+class Search(NamedTuple):
+    """One view of a set: what is looked for in it, and where."""
+
+    view: View
+    classes: tuple[str, ...]
+    spans: tuple[tuple[str, float, float], ...] = ()
+
+    def rows(self, name: str) -> tuple[int, int]:
+        """The rows (top, bottom) of the view searched for class ``name``: its ``spans`` on the 32-pixel
+        grid, or every row."""
+        view = self.view
+        for span_class, lowest, highest in self.spans:
+            if span_class == name:
+                def row(angle: float) -> float:
+                    return view.height / 2 - view.focal * math.tan(math.radians(max(-89.0, min(89.0, angle))))
+                top = max(0, int(row(highest)) // SPAN_GRID * SPAN_GRID)
+                return top, max(top + SPAN_GRID, min(view.height, -(-math.ceil(row(lowest)) // SPAN_GRID) * SPAN_GRID))
+        return 0, view.height
 
 
 # The views of a seeded ring are searched only around "seeds": every find of the ring's classes that the
@@ -54,6 +81,29 @@ def band_ring(top: float, bottom: float, count: int, overlap: float, density: fl
     return Ring(pitch, count, fov, fov_v, density, classes, seeded=seeded)
 
 
+# Where faces are searched in the views of the horizon ring (up to HORIZON_FACES degrees above and below
+# their centre, where plates are searched in all 64 degrees for the cars beside the camera) and of the
+# rings at +-45 degrees (from their edge nearer the horizon to POLEWARD_FACES beyond their centre; further
+# out the rings at +-75 search them). A face up to 8 degrees across still lies whole in the searched rows
+# of a view at the panorama's density, as in whole views (tests/test_view_spans.py); a larger one is found
+# in the coarse views, as before. The face net is given a sixth fewer pixels (figures: README, "Speed").
+HORIZON_FACES, POLEWARD_FACES = 28.0, 15.0
+FACE_SPANS = {0: (("face", -HORIZON_FACES, HORIZON_FACES),),
+              45: (("face", -90.0, POLEWARD_FACES),),
+              -45: (("face", -POLEWARD_FACES, 90.0),)}
+
+# The rings at +-75 degrees reach 15 degrees past the poles, where their views see the far side of the
+# sphere upside down, which the nets cannot use: they are searched to PAST_POLE degrees beyond the pole.
+# Every direction near a pole is on the near side of one of the ring's views, and an object up to 8 degrees
+# across still lies whole in one view (tests/test_view_spans.py).
+PAST_POLE = 5.0
+
+
+def to_pole(pitch: float, classes: tuple[str, ...]) -> tuple[tuple[str, float, float], ...]:
+    """The spans of a view pitched at ``pitch`` that stop ``PAST_POLE`` degrees past the pole it looks at."""
+    beyond = 90.0 - abs(pitch) + PAST_POLE  # degrees from the view's centre row to the end of the span
+    return tuple((name, -90.0, beyond) if pitch > 0 else (name, -beyond, 90.0) for name in classes)
+
 # Plates of cars 9-20 m away score under the threshold at the panorama's density and over it at twice
 # that: they are looked for again in a band just around and under the horizon (figures: README).
 PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
@@ -68,12 +118,13 @@ TURNED_PLATES = tuple(Ring(-37.5, 8, 55, fov_v=40, yaw_offset=22.5, roll=roll, c
 # Views 55-64 degrees wide overlapping by 8 or more, at the panorama's density; rings at 75 degrees show
 # a face near a pole upright in one of their views; coarse views catch what is too big for the overlap.
 # Chosen on benchmarks/panorama.py: the README gives the figures.
+# Faces are searched in less of the horizon's and the 45-degree rings' views than plates (FACE_SPANS).
 _STANDARD_NOBAND = (
-    Ring(0, 8, 55, fov_v=64),
-    Ring(45, 8, 55, classes=("face",), yaw_offset=22.5),
-    Ring(-45, 8, 55, yaw_offset=22.5),
-    Ring(75, 5, 60, classes=("face",)),
-    Ring(-75, 5, 60, yaw_offset=36),
+    Ring(0, 8, 55, fov_v=64, spans=FACE_SPANS[0]),
+    Ring(45, 8, 55, classes=("face",), yaw_offset=22.5, spans=FACE_SPANS[45]),
+    Ring(-45, 8, 55, yaw_offset=22.5, spans=FACE_SPANS[-45]),
+    Ring(75, 5, 60, classes=("face",), spans=to_pole(75, ("face",))),
+    Ring(-75, 5, 60, yaw_offset=36, spans=to_pole(-75, CLASSES)),
     Ring(0, 4, 100, density=0.25),
     Ring(90, 1, 100, density=0.25),
     Ring(-90, 1, 100, density=0.25),
@@ -83,7 +134,7 @@ VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
     Views.FAST: (  # above the horizon ring only the coarse views: for surveys where nobody is above the camera
         Ring(0, 8, 55, fov_v=64),
         Ring(-45, 8, 55, yaw_offset=22.5),
-        Ring(-75, 5, 60, yaw_offset=36),
+        Ring(-75, 5, 60, yaw_offset=36, spans=to_pole(-75, CLASSES)),
         Ring(0, 4, 100, density=0.25),
         Ring(90, 1, 100, density=0.25),
         *TURNED_PLATES,  # below the horizon: dev half of the projected panoramas 217 -> 222 of 228 plates
@@ -94,11 +145,10 @@ VIEW_SETS: dict[Views, tuple[Ring, ...]] = {
 VIEW_SETS[Views.THOROUGH] = tuple(replace(ring, seeded=False) for ring in VIEW_SETS[Views.STANDARD])
 
 
-def views_for(geo: Equirect, view_set: str = Views.STANDARD,
-              seeded: bool | None = None) -> list[tuple[View, tuple[str, ...]]]:
-    """The views (and the classes looked for in each) that cover the image's part of the sphere: of every
-    ring, or of the seeded rings only (``seeded`` True) or the others only (False)."""
-    chosen: list[tuple[View, tuple[str, ...]]] = []
+def views_for(geo: Equirect, view_set: str = Views.STANDARD, seeded: bool | None = None) -> list[Search]:
+    """The views (and the classes looked for in each, and where) that cover the image's part of the
+    sphere: of every ring, or of the seeded rings only (``seeded`` True) or the others only (False)."""
+    chosen: list[Search] = []
     for ring in VIEW_SETS[view_set]:
         if seeded is not None and ring.seeded != seeded:
             continue
@@ -107,5 +157,5 @@ def views_for(geo: Equirect, view_set: str = Views.STANDARD,
             if geo.covers(yaw, ring.pitch, ring.fov / 2):
                 view = view_of(yaw, ring.pitch, ring.fov, geo.focal * ring.density, roll=ring.roll,
                                fov_v=ring.fov_v)
-                chosen.append((view, ring.classes))
+                chosen.append(Search(view, ring.classes, ring.spans))
     return chosen
