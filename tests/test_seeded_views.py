@@ -85,8 +85,10 @@ def plate_net():  # type: ignore[no-untyped-def]
 
 
 def _plate_pixels(geo: sphere.Equirect, view_set: str, seeded: bool | None) -> int:
+    """The pixels of the set's views that the plate net is given (the rows searched for plates)."""
     views = sphere.views_for(geo, view_set, seeded=seeded)
-    return sum(v.width * v.height for v, classes, _ in views if "plate" in classes)
+    return sum(one.view.width * (one.rows("plate")[1] - one.rows("plate")[0]) for one in views
+               if "plate" in one.classes)
 
 
 def test_with_nothing_to_seed_them_the_seeded_rings_are_not_searched(plate_net):
