@@ -2,7 +2,7 @@
 
 Workers beat threads: on the CPU one worker per core, each with one onnxruntime and OpenCV thread,
 gives more images per second than fewer workers with more threads (README, "Throughput"). A worker
-peaks at about 1.05 GB on an 8000x4000 panorama, so the default also leaves each worker 1.5 GB of
+peaks at about 1.1 GB on an 8000x4000 panorama, so the default also leaves each worker 1.5 GB of
 the memory available (a container's limit included): a margin for larger files and other formats.
 """
 
