@@ -104,6 +104,7 @@ def to_pole(pitch: float, classes: tuple[str, ...]) -> tuple[tuple[str, float, f
     beyond = 90.0 - abs(pitch) + PAST_POLE  # degrees from the view's centre row to the end of the span
     return tuple((name, -90.0, beyond) if pitch > 0 else (name, -beyond, 90.0) for name in classes)
 
+
 # Plates of cars 9-20 m away score under the threshold at the panorama's density and over it at twice
 # that: they are looked for again in a band just around and under the horizon (figures: README).
 PLATE_BAND = band_ring(3.0, -12.0, 12, 3.0)
