@@ -14,6 +14,9 @@ def set_worker_threads(threads: int) -> None:
     keep_freed_memory()
 
 
+KEPT_FREE = 1024 * 2**20  # bytes of free heap a worker keeps for its next image
+
+
 def keep_freed_memory() -> None:
     """Let glibc keep freed memory for the next image instead of giving it back to the kernel.
 
@@ -32,5 +35,3 @@ def keep_freed_memory() -> None:
     except (OSError, AttributeError):  # not glibc: its default behaviour
         pass
 
-
-KEPT_FREE = 1024 * 2**20

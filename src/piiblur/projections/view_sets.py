@@ -46,11 +46,15 @@ class Search(NamedTuple):
         view = self.view
         for span_class, lowest, highest in self.spans:
             if span_class == name:
-                def row(angle: float) -> float:
-                    return view.height / 2 - view.focal * math.tan(math.radians(max(-89.0, min(89.0, angle))))
-                top = max(0, int(row(highest)) // SPAN_GRID * SPAN_GRID)
-                return top, max(top + SPAN_GRID, min(view.height, -(-math.ceil(row(lowest)) // SPAN_GRID) * SPAN_GRID))
+                top = max(0, int(_row_at(view, highest)) // SPAN_GRID * SPAN_GRID)
+                bottom = -(-math.ceil(_row_at(view, lowest)) // SPAN_GRID) * SPAN_GRID
+                return top, max(top + SPAN_GRID, min(view.height, bottom))
         return 0, view.height
+
+
+def _row_at(view: View, angle: float) -> float:
+    """The row of ``view`` that lies ``angle`` degrees above its centre row."""
+    return view.height / 2 - view.focal * math.tan(math.radians(max(-89.0, min(89.0, angle))))
 
 
 # The views of a seeded ring are searched only around "seeds": every find of the ring's classes that the
