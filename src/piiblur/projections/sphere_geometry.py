@@ -98,12 +98,11 @@ class RingRenderer:
             self._maps = (x, np.clip(y, 0, self.geo.height - 1))
             self._x = np.empty_like(x)
             self._key = key
-        if window is not None:
-            x0, y0, x1, y1 = window
-            x = self._maps[0][y0:y1, x0:x1] + _shift(self.geo, view)
-            return _remap_prepared(self.pixels, x, self._maps[1][y0:y1, x0:x1], self.geo, cv2.INTER_LINEAR)
-        x = np.add(self._maps[0], _shift(self.geo, view), out=self._x)
-        return _remap_prepared(self.pixels, x, self._maps[1], self.geo, cv2.INTER_LINEAR)
+        x0, y0, x1, y1 = window or (0, 0, view.width, view.height)
+        # x turned into the front of the ring's one buffer, as a contiguous array of the window's shape
+        out = self._x.reshape(-1)[: (y1 - y0) * (x1 - x0)].reshape(y1 - y0, x1 - x0)
+        x = np.add(self._maps[0][y0:y1, x0:x1], _shift(self.geo, view), out=out)
+        return _remap_prepared(self.pixels, x, self._maps[1][y0:y1, x0:x1], self.geo, cv2.INTER_LINEAR)
 
 
 def _shift(geo: Equirect, view: View) -> np.float32:
