@@ -100,6 +100,26 @@ def test_orientation_detects_upright_and_blurs_the_stored_grid(tmp_path: Path, p
     assert detail(np.asarray(result), face_stored) < 0.05 * detail(stored, face_stored)
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_face_upright_only_in_the_stored_grid_is_blurred_too(tmp_path: Path, portrait: np.ndarray,
+                                                                orientation: int):
+    """A wrong or hostile orientation tag turns an upright face upside down or on its side for a viewer
+    that honours it, where the nets do not find it; one that ignores the tag shows it upright. Before,
+    such a file was copied as clean, its EXIF thumbnail too."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    src = tmp_path / "mistagged.jpg"
+    Image.fromarray(portrait).save(src, quality=95, exif=exif)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    assert _cli(src, out, "-j", "1", "--report", report) == 0
+    entry = json.loads(report.read_text())["files"][0]
+    assert entry["status"] == "blurred" and "face" in [d["class"] for d in entry["detections"]]
+    result = Image.open(out / src.name)
+    assert result.getexif()[0x0112] == orientation
+    face = (175, 54, 275, 180)  # in the stored grid, where the portrait stands upright
+    assert detail(np.asarray(result), face) < 0.05 * detail(portrait, face)
+
+
 def test_dry_run_writes_nothing_but_reports(tmp_path: Path):
     out, report = tmp_path / "out", tmp_path / "r.json"
     assert _cli(EXAMPLE, out, "--dry-run", "--report", report, "-j", "1") == 0

@@ -1,7 +1,10 @@
-"""The fuzz run of ``benchmarks/fuzz.py``, small: mutated images and hostile metadata fail closed."""
+"""The fuzz run of ``benchmarks/fuzz.py``, small: mutated images and hostile metadata fail closed, and no
+decoder sees in what was written a face or plate that it sees in the input (``benchmarks/leaks.py``)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +21,31 @@ def test_a_hundred_mutated_files_are_each_written_or_failed_with_one_line(tmp_pa
         capture_output=True, text=True, timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    leaks = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "leaks.py"), str(tmp_path / "work")],
+                           capture_output=True, text=True, timeout=1800)
+    assert leaks.returncode == 0, leaks.stdout[-6000:] + leaks.stderr[-3000:]
+    assert "outputs with a leak: 0" in leaks.stdout
+
+
+@pytest.mark.slow
+def test_the_leak_check_finds_a_face_copied_through_and_not_the_blurred_one(tmp_path: Path) -> None:
+    """``leaks.py`` must be able to fail: an output that is its input, face and plate showing, is two
+    leaks (the picture and its EXIF thumbnail); the same file blurred by pii-blur is none."""
+    example = ROOT / "examples" / "street_portrait.jpg"
+    for folder in ("in/b000", "out/b000", "blurred"):
+        (tmp_path / folder).mkdir(parents=True)
+    shutil.copy(example, tmp_path / "in" / "b000" / "a.jpg")
+    shutil.copy(example, tmp_path / "out" / "b000" / "a.jpg")
+    (tmp_path / "samples.json").write_text(json.dumps([[{"label": "a.jpg"}]]))
+    leaks = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "leaks.py"), str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)
+    assert leaks.returncode == 1, leaks.stdout + leaks.stderr
+    assert "outputs with a leak: 1" in leaks.stdout
+    assert "pillow frame 0: face" in leaks.stdout and "pillow frame 0: plate" in leaks.stdout
+
+    subprocess.run([sys.executable, "-m", "piiblur", str(example), str(tmp_path / "blurred")], check=True,
+                   capture_output=True, timeout=600)
+    shutil.copy(tmp_path / "blurred" / "street_portrait.jpg", tmp_path / "out" / "b000" / "a.jpg")
+    leaks = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "leaks.py"), str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)
+    assert leaks.returncode == 0, leaks.stdout + leaks.stderr

@@ -1,13 +1,17 @@
 """EXIF orientation: move boxes between the upright picture and the stored pixel grid.
 
-Detection runs on the upright picture (what a person sees); the output keeps
-the stored pixel layout and its orientation tag, so boxes are mapped back to
-the stored grid before blurring. All eight orientations are axis-aligned
-flips and quarter turns, so a box stays a box.
+Detection runs on the upright picture (what a person sees) and, when the
+orientation turns it, on the stored grid as well (``search_both_ways``): a
+viewer that ignores the tag, or a tag that is wrong, shows the stored grid,
+and the nets find faces upright only. The output keeps the stored pixel
+layout and its orientation tag, so boxes are mapped back to the stored grid
+before blurring. All eight orientations are axis-aligned flips and quarter
+turns, so a box stays a box.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -63,6 +67,27 @@ def upright_to_stored(dets: Detections, orientation: int, stored_size: tuple[int
     return _apply(np.linalg.inv(forward)[:2], dets)
 
 
+def stored_to_upright(dets: Detections, orientation: int, stored_size: tuple[int, int]) -> Detections:
+    """Boxes found on the stored grid of size (width, height), in the upright picture."""
+    if orientation == 1:
+        return dets
+    return _apply(np.array(_stored_to_upright(orientation, *stored_size), float), dets)
+
+
+def search_both_ways(search: Callable[[np.ndarray], Detections], upright: np.ndarray, orientation: int) -> Detections:
+    """What ``search`` finds in the upright picture and, when ``orientation`` turns it, in the picture as it
+    is stored (turned back), in upright coordinates. A face upside down or on its side to a person stands
+    upright in the stored grid when the tag is wrong (a camera pointed at the ground) or hostile, and any
+    viewer that ignores the tag shows it so. Costs a second search of turned photos only; panoramas are
+    stored upright."""
+    found = search(upright)
+    if orientation == 1:
+        return found
+    stored = np.ascontiguousarray(np.asarray(Image.fromarray(upright).transpose(TO_STORED[orientation])))
+    more = stored_to_upright(search(stored), orientation, (stored.shape[1], stored.shape[0]))
+    return Detections.merge([found, more]).deduplicated()
+
+
 class Oriented(Protocol):
     """What ``later_frames_orientation`` reads of a decoded image (``formats.SourceImage``)."""
 
@@ -75,10 +100,15 @@ def later_frames_orientation(image: Oriented) -> int:
     return 1 if image.image_upright else image.orientation
 
 
-def embedded_upright(picture: Image.Image, orientation: int) -> np.ndarray:
-    """An embedded image turned upright: by its own EXIF orientation, else by its file's (an EXIF thumbnail
+def embedded_turn(picture: Image.Image, orientation: int) -> int:
+    """How an embedded image is stored: by its own EXIF orientation, else by its file's (an EXIF thumbnail
     is stored like the picture it belongs to)."""
     own = int(picture.getexif().get(0x0112, 1) or 1)
-    turn = own if own in TO_UPRIGHT and own != 1 else orientation
+    return own if own in TO_UPRIGHT and own != 1 else orientation
+
+
+def embedded_upright(picture: Image.Image, orientation: int) -> np.ndarray:
+    """An embedded image turned upright (``embedded_turn``)."""
+    turn = embedded_turn(picture, orientation)
     rgb = picture.convert("RGB")
     return np.asarray(rgb if turn == 1 else rgb.transpose(TO_UPRIGHT[turn]))

@@ -29,7 +29,13 @@ from piiblur.formats import (
 )
 from piiblur.formats._embedded import decode, embedded_images
 from piiblur.job import Job, process_job
-from piiblur.orientation import embedded_upright, later_frames_orientation, upright_to_stored
+from piiblur.orientation import (
+    embedded_turn,
+    embedded_upright,
+    later_frames_orientation,
+    search_both_ways,
+    upright_to_stored,
+)
 from piiblur.projections import Projection, projection_for
 from piiblur.projections.equirect import Equirectangular
 from piiblur.projections.planar import PLANAR
@@ -126,16 +132,19 @@ class Blurrer:
         return result, None
 
 
-    def _detect(self, rgb: np.ndarray, projection: Projection) -> Detections:
-        return projection.detect(rgb, self.detectors, self.settings.thresholds)
+    def _detect(self, rgb: np.ndarray, projection: Projection, orientation: int = 1) -> Detections:
+        """What an upright picture shows; one stored turned (``orientation``) is also searched as stored."""
+        return search_both_ways(lambda picture: projection.detect(picture, self.detectors, self.settings.thresholds),
+                                rgb, orientation)
 
     def _detect_frames(self, image: SourceImage, projection: Projection, result: FileResult) -> list[Detections]:
         """What every frame shows (one frame but for animations and multi-page TIFFs); the records say which."""
-        founds = [self._detect(image.upright_rgb(), projection)]
+        founds = [self._detect(image.upright_rgb(), projection, image.orientation)]
         result.detections = founds[0].to_records()
         for index, frame in enumerate(image.later, start=2):
             frame_projection = projection if frame.pixels.shape[:2] == image.pixels.shape[:2] else PLANAR
-            found = self._detect(frame.upright_rgb(later_frames_orientation(image)), frame_projection)
+            turn = later_frames_orientation(image)
+            found = self._detect(frame.upright_rgb(turn), frame_projection, turn)
             founds.append(found)
             result.detections.extend({**record, "frame": index} for record in found.to_records())
         return founds
@@ -164,7 +173,8 @@ class Blurrer:
             if picture is None:
                 shown.append(f"{item.where} (it cannot be decoded, so it was not searched)")
                 continue
-            found = self._detect(embedded_upright(picture, image.orientation), PLANAR)
+            found = self._detect(embedded_upright(picture, image.orientation), PLANAR,
+                                 embedded_turn(picture, image.orientation))
             if len(found):
                 shown.append(f"{item.where} ({_summary(found)})")
                 result.detections.extend({**record, "embedded": item.where} for record in found.to_records())

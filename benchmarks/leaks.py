@@ -1,0 +1,205 @@
+"""Does any decoder still see, in what pii-blur wrote, a face or plate that it sees in the input?
+
+    python benchmarks/fuzz.py --count 400 --seed 40 --keep /tmp/fz   # first: mutated files and outputs
+    python benchmarks/leaks.py /tmp/fz [--json leaks.json]
+
+``fuzz.py`` checks that every mutated file is written or fails with one line. This checks what was
+written. A decoder other than pii-blur's may read a damaged or unusual file differently: it may show
+a face where pii-blur's decoder showed grey, a frame pii-blur did not read, or an image hidden in the
+metadata. Each output (blurred or copied) is decoded every way at hand:
+
+- Pillow, every frame, turned upright by its EXIF orientation;
+- OpenCV (``imread``, which turns by the orientation too, and ``imreadmulti`` for every page);
+- every JPEG or PNG stream that starts anywhere after the file's first byte (thumbnails, previews,
+  appended images), opened by Pillow.
+
+pii-blur's own detectors (the default settings, searching each decoded picture as a flat photo) then
+look at each, as pii-blur searches the file: a picture of the file's size on the sphere when the file
+is a panorama, any other as a flat photo. A **leak** is a face or plate that a decoder shows in the
+output at a place where the same decoder, reading the input the same way, shows it too (boxes
+overlapping by IoU 0.3), scored at least 0.5 and at least three quarters of the input's score: it
+was there to be seen, and is still there. (The blurred blob of a face still scores 0.3-0.4 at
+times; that is not a leak.) A find in the output alone is counted but is not a leak.
+Prints counts per decoder and every leak, and exits 1 when there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence
+
+from piiblur.detections import Detections
+from piiblur.formats import read_image_bytes
+from piiblur.pipeline import Blurrer, Settings
+from piiblur.projections.sphere_geometry import Equirect
+
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - a project dependency
+    pass
+
+Image.MAX_IMAGE_PIXELS = 50_000_000
+MAX_SIDE = 4096  # pictures decoded larger are shrunk before searching (the fuzz pictures are small)
+SIGNATURES = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
+MATCH_IOU = 0.3
+LEAK_SCORE = 0.5  # a find in the output is a leak from this score ...
+LEAK_SHARE = 0.75  # ... and from this share of the score of the same find in the input
+
+
+def _rgb(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"))
+
+
+def pillow_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    with Image.open(io.BytesIO(data)) as img:
+        for index, frame in enumerate(ImageSequence.Iterator(img)):
+            yield f"pillow frame {index}", _rgb(ImageOps.exif_transpose(frame) if index == 0 else frame)
+
+
+def opencv_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    buffer = np.frombuffer(data, np.uint8)
+    one = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if one is not None:
+        yield "opencv", cv2.cvtColor(one, cv2.COLOR_BGR2RGB)
+    ok, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_COLOR)
+    for index, page in enumerate(pages if ok else [])[1:]:
+        if page is not None and page.ndim == 3:
+            yield f"opencv page {index + 1}", cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
+
+
+def carved(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    """Every JPEG or PNG stream that begins after the first byte and that Pillow can open."""
+    for kind, signature in SIGNATURES.items():
+        at = data.find(signature, 1)
+        while at != -1:
+            try:
+                with Image.open(io.BytesIO(data[at:])) as img:
+                    yield f"{kind} at byte {at}", _rgb(img)
+            except Exception:  # a stream that does not open is not a picture anyone sees
+                pass
+            at = data.find(signature, at + 1)
+
+
+def decodings(data: bytes) -> dict[str, np.ndarray]:
+    """Each way of reading the file that gives a picture: its name and the picture."""
+    found: dict[str, np.ndarray] = {}
+    for source in (pillow_frames, opencv_frames, carved):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for name, rgb in source(data):
+                    if rgb.ndim == 3 and min(rgb.shape[:2]) >= 16:
+                        found[name] = _shrunk(rgb)
+        except Exception:  # a decoder that refuses the file shows nothing
+            continue
+    return found
+
+
+def _shrunk(rgb: np.ndarray) -> np.ndarray:
+    side = max(rgb.shape[:2])
+    if side <= MAX_SIDE:
+        return np.ascontiguousarray(rgb)
+    scale = MAX_SIDE / side
+    return cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def geometry(blurrer: Blurrer, data: bytes, label: str) -> Equirect | None:
+    """Where pii-blur puts the file on the sphere, or None (a flat photo, or a file it cannot read)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return blurrer.geometry(read_image_bytes(data, Path(label), 50_000_000))
+    except Exception:  # a file pii-blur refuses is searched flat
+        return None
+
+
+def leaks_in(blurrer: Blurrer, before: bytes, after: bytes, label: str) -> tuple[list[str], int, list[str]]:
+    """The leaks in one output, how many finds were in the output alone, and the decodings of the output."""
+    outputs = decodings(after)
+    inputs = decodings(before) if outputs else {}
+    geo = geometry(blurrer, before, label)
+
+    def search(rgb: np.ndarray) -> Detections:
+        on_sphere = geo is not None and rgb.shape[:2] == (geo.height, geo.width)
+        return blurrer.detect(rgb, geo if on_sphere else None)
+
+    found, alone = [], 0
+    for name, rgb in outputs.items():
+        seen = search(rgb)
+        if not len(seen):
+            continue
+        source = inputs.get(name)
+        there = search(source) if source is not None and source.shape == rgb.shape else None
+        for box, score, cid in zip(seen.xyxy, seen.scores, seen.class_ids, strict=True):
+            same = [] if there is None else [
+                s for b, s, c in zip(there.xyxy, there.scores, there.class_ids, strict=True)
+                if c == cid and iou(box, b) >= MATCH_IOU]
+            if same and score >= max(LEAK_SCORE, LEAK_SHARE * max(same)):
+                kind = "face" if cid == 0 else "plate"
+                found.append(f"{name}: {kind} at {np.round(box).astype(int).tolist()} score {score:.2f} "
+                             f"(input {max(same):.2f})")
+            elif not same:
+                alone += 1
+    return found, alone, sorted(outputs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="a folder kept by benchmarks/fuzz.py --keep")
+    parser.add_argument("--json", type=Path, help="write the leaks here")
+    args = parser.parse_args(argv)
+    batches = json.loads((args.root / "samples.json").read_text())
+    blurrer = Blurrer(Settings())
+    decoders: Counter[str] = Counter()
+    outputs = alone_total = 0
+    leaks: dict[str, list[str]] = {}
+    for number, batch in enumerate(batches):
+        name = f"b{number:03d}"
+        for sample in batch:
+            target = args.root / "out" / name / sample["label"]
+            if not target.is_file():
+                continue
+            outputs += 1
+            source = (args.root / "in" / name / sample["label"]).read_bytes()
+            found, alone, ways = leaks_in(blurrer, source, target.read_bytes(), sample["label"])
+            alone_total += alone
+            decoders.update(w.split(" at byte")[0].split(" frame")[0].split(" page")[0] for w in ways)
+            if found:
+                leaks[f"{name}/{sample['label']}"] = found
+        print(f"{name}: {outputs} outputs looked at, {len(leaks)} with a leak", flush=True)
+    print(f"\n{outputs} outputs; pictures read from them, by decoder:")
+    for decoder, count in decoders.most_common():
+        print(f"  {decoder:<12}{count:>7}")
+    print(f"finds in an output that its input does not show at the same place (not leaks): {alone_total}")
+    print(f"outputs with a leak: {len(leaks)}")
+    for where, lines in sorted(leaks.items()):
+        print(f"  {where}")
+        for line in lines[:4]:
+            print(f"      {line}")
+    if args.json:
+        args.json.write_text(json.dumps(leaks, indent=1))
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
