@@ -98,6 +98,26 @@ def test_audit_flags_an_unblurred_exif_thumbnail(blurred_example: Path, tmp_path
     assert any(f["cls"] == "face" for f in found)
 
 
+def test_audit_searches_a_turned_picture_as_stored_too(portrait: np.ndarray, tmp_path: Path) -> None:
+    """A face upright in the stored grid, upside down under its orientation tag: the audit finds it as
+    stored (as a viewer ignoring the tag shows it), draws it in the sheet, and passes pii-blur's output."""
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    Image.fromarray(portrait).save(folder / "mistagged.jpg", quality=95, exif=exif)
+    report, sheet = tmp_path / "audit.json", tmp_path / "left.png"
+    assert _cli("audit", folder, "--report", report, "--contact-sheet", sheet, "-q") == 1
+    faces = [f for f in json.loads(report.read_text())["findings"]
+             if f["cls"] == "face" and f["where"] == "picture as stored"]
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 175 - 20 < (x1 + x2) / 2 < 275 + 20 and 54 - 20 < (y1 + y2) / 2 < 180 + 20  # the stored grid's
+    assert sheet.exists()
+    assert _cli(folder, tmp_path / "out", "-q", "-j", "1") == 0
+    assert _cli("audit", tmp_path / "out", "--report", report, "-q") == 0
+
+
 def test_audit_fails_closed_on_a_file_it_cannot_read(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()

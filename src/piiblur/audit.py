@@ -62,7 +62,7 @@ from piiblur.contact_sheet import grid
 from piiblur.detections import CLASSES, Detections, box_overlap
 from piiblur.formats import IMAGE_EXTENSIONS, ImageError, read_image_bytes
 from piiblur.formats._embedded import decode, embedded_images
-from piiblur.orientation import embedded_upright, later_frames_orientation
+from piiblur.orientation import as_stored, embedded_upright, later_frames_orientation
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections import sphere_detect, sphere_geometry
 from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE
@@ -79,6 +79,7 @@ BLURRED_SHARE = 1 / 3  # or this share of the box is blurred
 # texture and printed posters are common (pii-blur's output of faces_dlib: one such 6-px find is all that is
 # left). ``--min-size 0`` counts everything.
 MIN_SIZE = 8
+STORED = "picture as stored"  # a turned picture searched in its stored grid, as a viewer ignoring the tag shows it
 CONFIRM_HEIGHT = 64
 CONFIRM_LONGEST = 1280  # the second look's crop is at least doubled, but kept under this many pixels
 EXIT_CLEAN, EXIT_LEFT, EXIT_USAGE = 0, 1, 2
@@ -209,7 +210,10 @@ class Auditor:
             return entry
         geo = self.blurrer.geometry(image)
         entry.projection = "equirectangular" if geo is not None else "planar"
-        self._search(entry, "picture", image.upright_rgb(), geo)
+        upright = image.upright_rgb()
+        self._search(entry, "picture", upright, geo)
+        if image.orientation != 1:  # as the pipeline searches it (orientation.search_both_ways)
+            self._search(entry, STORED, as_stored(upright, image.orientation), None)
         for index, frame in enumerate(image.later, start=2):
             frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None
             self._search(entry, f"frame {index}", frame.upright_rgb(later_frames_orientation(image)), frame_geo)
@@ -434,6 +438,8 @@ def _picture(root: Path, finding: Finding) -> np.ndarray:
     image = read_image_bytes(read_bytes(path), path)
     if finding.where == "picture":
         return image.upright_rgb()
+    if finding.where == STORED:
+        return as_stored(image.upright_rgb(), image.orientation)
     if finding.where.startswith("frame "):
         frame = image.later[int(finding.where.split()[1]) - 2]
         return frame.upright_rgb(later_frames_orientation(image))

@@ -74,6 +74,13 @@ def stored_to_upright(dets: Detections, orientation: int, stored_size: tuple[int
     return _apply(np.array(_stored_to_upright(orientation, *stored_size), float), dets)
 
 
+def as_stored(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """An upright picture turned back into its stored grid: what a viewer that ignores the tag shows."""
+    if orientation == 1:
+        return upright
+    return np.ascontiguousarray(np.asarray(Image.fromarray(upright).transpose(TO_STORED[orientation])))
+
+
 def search_both_ways(search: Callable[[np.ndarray], Detections], upright: np.ndarray, orientation: int) -> Detections:
     """What ``search`` finds in the upright picture and, when ``orientation`` turns it, in the picture as it
     is stored (turned back), in upright coordinates. A face upside down or on its side to a person stands
@@ -83,7 +90,7 @@ def search_both_ways(search: Callable[[np.ndarray], Detections], upright: np.nda
     found = search(upright)
     if orientation == 1:
         return found
-    stored = np.ascontiguousarray(np.asarray(Image.fromarray(upright).transpose(TO_STORED[orientation])))
+    stored = as_stored(upright, orientation)
     more = stored_to_upright(search(stored), orientation, (stored.shape[1], stored.shape[0]))
     return Detections.merge([found, more]).deduplicated()
 
