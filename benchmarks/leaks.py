@@ -2,6 +2,7 @@
 
     python benchmarks/fuzz.py --count 400 --seed 40 --keep /tmp/fz   # first: mutated files and outputs
     python benchmarks/leaks.py /tmp/fz [--json leaks.json]
+    python benchmarks/leaks.py INPUT OUTPUT_DIR                        # or any run of pii-blur INPUT OUTPUT_DIR
 
 ``fuzz.py`` checks that every mutated file is written or fails with one line. This checks what was
 written. A decoder other than pii-blur's may read a damaged or unusual file differently: it may show
@@ -183,30 +184,41 @@ def leaks_in(blurrer: Blurrer, before: bytes, after: bytes, label: str) -> tuple
     return found, alone, sorted(outputs)
 
 
+def pairs(args: argparse.Namespace) -> Iterator[tuple[str, Path, Path]]:
+    """(name, input, output) for every output written: from a fuzz folder, or an input and output folder."""
+    if args.output is None:
+        for number, batch in enumerate(json.loads((args.input / "samples.json").read_text())):
+            name = f"b{number:03d}"
+            for sample in batch:
+                yield f"{name}/{sample['label']}", args.input / "in" / name / sample["label"], \
+                    args.input / "out" / name / sample["label"]
+        return
+    for source in sorted(p for p in args.input.rglob("*") if p.is_file()):
+        label = source.relative_to(args.input).as_posix()
+        yield label, source, args.output / label
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="a folder kept by benchmarks/fuzz.py --keep")
+    parser.add_argument("input", type=Path, help="a folder kept by benchmarks/fuzz.py --keep, or pii-blur's INPUT")
+    parser.add_argument("output", type=Path, nargs="?", help="pii-blur's OUTPUT_DIR for that INPUT")
     parser.add_argument("--json", type=Path, help="write the leaks here")
     args = parser.parse_args(argv)
-    batches = json.loads((args.root / "samples.json").read_text())
     blurrer = Blurrer(Settings())
     decoders: Counter[str] = Counter()
     outputs = alone_total = 0
     leaks: dict[str, list[str]] = {}
-    for number, batch in enumerate(batches):
-        name = f"b{number:03d}"
-        for sample in batch:
-            target = args.root / "out" / name / sample["label"]
-            if not target.is_file():
-                continue
-            outputs += 1
-            source = (args.root / "in" / name / sample["label"]).read_bytes()
-            found, alone, ways = leaks_in(blurrer, source, target.read_bytes(), sample["label"])
-            alone_total += alone
-            decoders.update(w.split(" at byte")[0].split(" frame")[0].split(" page")[0] for w in ways)
-            if found:
-                leaks[f"{name}/{sample['label']}"] = found
-        print(f"{name}: {outputs} outputs looked at, {len(leaks)} with a leak", flush=True)
+    for label, source, target in pairs(args):
+        if not target.is_file():
+            continue
+        outputs += 1
+        found, alone, ways = leaks_in(blurrer, source.read_bytes(), target.read_bytes(), label)
+        alone_total += alone
+        decoders.update(w.split(" at byte")[0].split(" frame")[0].split(" page")[0] for w in ways)
+        if found:
+            leaks[label] = found
+        if outputs % 100 == 0:
+            print(f"{outputs} outputs looked at, {len(leaks)} with a leak", flush=True)
     print(f"\n{outputs} outputs; pictures read from them, by decoder:")
     for decoder, count in decoders.most_common():
         print(f"  {decoder:<12}{count:>7}")
