@@ -197,6 +197,50 @@ def test_a_panorama_with_hostile_gpano_still_has_its_face_blurred(blurrer, portr
     assert detail(out, box) < 0.2 * detail(pano, box)
 
 
+def _flat_two_to_one(portrait: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A flat 2048x1024 photo (a 2:1 frame, no GPano) with an 80 px face near its top and its bottom."""
+    rng = np.random.default_rng(3)
+    photo = np.clip(rng.normal(120, 20, (1024, 2048, 3)), 0, 255).astype(np.uint8)
+    photo[:, :1024] //= 2  # a darker left half: the edges do not meet
+    face = np.asarray(Image.fromarray(portrait[40:200, 160:290]).resize((65, 80)))
+    boxes = []
+    for x, y in ((300, 40), (1500, 900)):  # 65 and 70 degrees from the "horizon"
+        photo[y : y + 80, x : x + 65] = face
+        boxes.append((x, y, x + 65, y + 80))
+    return photo, boxes
+
+
+@pytest.mark.parametrize("projection", ["auto", "equirectangular"])
+def test_a_flat_two_to_one_photo_without_gpano_is_searched_flat_too(blurrer, portrait: np.ndarray,
+                                                                    projection: str):
+    """Taken as a panorama by its shape alone, a flat 2:1 photo's faces near its top and bottom are
+    squeezed in the views of the sphere, which miss them. Its edges do not meet as a panorama's do,
+    so it is searched as a flat photo too; told it is a panorama, pii-blur searches the sphere only."""
+    from piiblur.pipeline import Blurrer, Settings
+    from piiblur.settings import Projection
+
+    photo, boxes = _flat_two_to_one(portrait)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=95)
+    searcher = blurrer if projection == "auto" else Blurrer(Settings(projection=Projection(projection)))
+    result, encoded = searcher.process_bytes(buffer.getvalue(), "wide.jpg")
+    assert result.projection == "equirectangular"
+    out = photo if encoded is None else np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
+    hidden = [detail(out, box) < 0.2 * detail(photo, box) for box in boxes]
+    assert hidden == ([True, True] if projection == "auto" else [False, False])
+
+
+def test_a_panoramas_edges_meet_and_a_flat_photos_do_not(portrait: np.ndarray) -> None:
+    from piiblur.projections.equirect import edges_meet
+
+    photo, _ = _flat_two_to_one(portrait)
+    pano, _ = _panorama_with_a_face(portrait)
+    assert edges_meet(pano) and edges_meet(np.roll(pano, 700, axis=1))
+    darker_right = pano.copy()
+    darker_right[:, 1000:] //= 2
+    assert not edges_meet(photo) and not edges_meet(darker_right)
+
+
 # -- blur strength ----------------------------------------------------------------------------------------
 BAD_STRENGTHS = ["0", "-1", "nan", "-inf", "inf", "1e9", "0.3", "10.5"]
 

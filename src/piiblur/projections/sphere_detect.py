@@ -209,6 +209,25 @@ def to_sphere(dets: Detections, view: View, geo: Equirect) -> Detections:
     return Detections(np.array(boxes), dets.scores, dets.class_ids, np.array(places), tuple(outlines))
 
 
+def from_pixels(dets: Detections, geo: Equirect) -> Detections:
+    """Boxes in panorama pixels (found in the flat picture) as outlines and places on the panorama: the
+    outline is the box itself, the place its centre and the angles between its sides' midpoints."""
+    outlines, places = [], []
+    t = np.linspace(0, 1, OUTLINE_STEPS, endpoint=False)
+    for x1, y1, x2, y2 in dets.xyxy:
+        x = np.concatenate([x1 + (x2 - x1) * t, np.full_like(t, x2), x2 - (x2 - x1) * t, np.full_like(t, x1)])
+        y = np.concatenate([np.full_like(t, y1), y1 + (y2 - y1) * t, np.full_like(t, y2), y2 - (y2 - y1) * t])
+        outlines.append(np.stack([x, y], axis=1).astype(np.float32))
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        yaw, pitch = geo.to_angles(np.array([x1, x2, cx, cx, cx]), np.array([cy, cy, y1, y2, cy]))
+        mid = directions(yaw, pitch)
+        ang_w = math.degrees(math.acos(float(np.clip(mid[0] @ mid[1], -1, 1))))
+        ang_h = math.degrees(math.acos(float(np.clip(mid[2] @ mid[3], -1, 1))))
+        places.append([float((yaw[4] + 180.0) % 360.0 - 180.0), float(pitch[4]), ang_w, ang_h])
+    places_array = np.array(places, np.float32).reshape(-1, 4)
+    return Detections(dets.xyxy, dets.scores, dets.class_ids, places_array, tuple(outlines))
+
+
 def deduplicate_on_sphere(dets: Detections, cut: np.ndarray | None = None, iou: float = 0.4,
                           containment: float = 0.75) -> Detections:
     """Non-maximum suppression on the sphere: boxes compared in the tangent plane of the better one.
