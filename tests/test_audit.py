@@ -118,6 +118,22 @@ def test_audit_searches_a_turned_picture_as_stored_too(portrait: np.ndarray, tmp
     assert _cli("audit", tmp_path / "out", "--report", report, "-q") == 0
 
 
+def test_audit_searches_a_two_to_one_photo_whose_edges_do_not_meet_flat_too(portrait: np.ndarray,
+                                                                            tmp_path: Path) -> None:
+    from test_fail_closed_geometry import _flat_two_to_one
+
+    photo, boxes = _flat_two_to_one(portrait)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "wide.jpg", quality=95)
+    report = tmp_path / "audit.json"
+    assert _cli("audit", folder, "--report", report, "-q") == 1
+    flat = [f for f in json.loads(report.read_text())["findings"] if f["where"] == "picture searched flat"]
+    assert len([f for f in flat if f["cls"] == "face"]) == len(boxes)
+    assert _cli(folder, tmp_path / "out", "-q", "-j", "1") == 0
+    assert _cli("audit", tmp_path / "out", "--report", report, "-q") == 0
+
+
 def test_audit_fails_closed_on_a_file_it_cannot_read(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()

@@ -65,7 +65,7 @@ from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import as_stored, embedded_upright, later_frames_orientation
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections import sphere_detect, sphere_geometry
-from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE
+from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE, edges_meet
 from piiblur.projections.planar import detect_planar
 from piiblur.storage import read_bytes, write_atomic
 
@@ -80,6 +80,7 @@ BLURRED_SHARE = 1 / 3  # or this share of the box is blurred
 # left). ``--min-size 0`` counts everything.
 MIN_SIZE = 8
 STORED = "picture as stored"  # a turned picture searched in its stored grid, as a viewer ignoring the tag shows it
+FLAT = "picture searched flat"  # a 2:1 picture without GPano whose edges do not meet, searched as a flat photo too
 CONFIRM_HEIGHT = 64
 CONFIRM_LONGEST = 1280  # the second look's crop is at least doubled, but kept under this many pixels
 EXIT_CLEAN, EXIT_LEFT, EXIT_USAGE = 0, 1, 2
@@ -208,12 +209,15 @@ class Auditor:
         except (OSError, ImageError) as exc:
             entry.status, entry.reason = "failed", str(exc)
             return entry
-        geo = self.blurrer.geometry(image)
+        projection = self.blurrer.projection(image)
+        geo = getattr(projection, "geo", None)
         entry.projection = "equirectangular" if geo is not None else "planar"
         upright = image.upright_rgb()
         self._search(entry, "picture", upright, geo)
         if image.orientation != 1:  # as the pipeline searches it (orientation.search_both_ways)
             self._search(entry, STORED, as_stored(upright, image.orientation), None)
+        if getattr(projection, "by_shape", False) and not edges_meet(upright):  # as the pipeline does (equirect)
+            self._search(entry, FLAT, upright, None)
         for index, frame in enumerate(image.later, start=2):
             frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None
             self._search(entry, f"frame {index}", frame.upright_rgb(later_frames_orientation(image)), frame_geo)
@@ -436,7 +440,7 @@ def _picture(root: Path, finding: Finding) -> np.ndarray:
     """The upright picture (or embedded image) a finding was made in."""
     path = root / finding.file if root.is_dir() else root
     image = read_image_bytes(read_bytes(path), path)
-    if finding.where == "picture":
+    if finding.where in ("picture", FLAT):
         return image.upright_rgb()
     if finding.where == STORED:
         return as_stored(image.upright_rgb(), image.orientation)
