@@ -11,7 +11,10 @@ metadata. Each output (blurred or copied) is decoded every way at hand:
 
 - Pillow, every frame, turned upright by its EXIF orientation (the first also as stored, as a viewer
   that ignores the tag shows it);
-- OpenCV (``imread``, which turns by the orientation too, and ``imreadmulti`` for every page);
+- OpenCV (``imread``, which turns by the orientation too, and ``imreadmulti`` for every page), but
+  not for HEIF and AVIF (its AVIF reader aborts the process on some damaged frames);
+- a JPEG by libjpeg 6b, 9f and libjpeg-turbo 2.1 (jpeglib), as stored: each reads a damaged stream its
+  own way;
 - every JPEG or PNG stream that starts anywhere after the file's first byte (thumbnails, previews,
   appended images), opened by Pillow.
 
@@ -32,13 +35,18 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
+import jpeglib
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
@@ -76,6 +84,8 @@ def pillow_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def opencv_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    if data[4:8] == b"ftyp":  # HEIF and AVIF: OpenCV 5.0's AVIF reader frees twice on some damaged frames
+        return
     buffer = np.frombuffer(data, np.uint8)
     one = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if one is not None:
@@ -84,6 +94,43 @@ def opencv_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
     for index, page in enumerate(pages if ok else [])[1:]:
         if page is not None and page.ndim == 3:
             yield f"opencv page {index + 1}", cv2.cvtColor(page, cv2.COLOR_BGR2RGB)
+
+
+LIBJPEGS = ("6b", "9f", "turbo210")  # libjpeg versions that read damaged streams differently
+_LIBJPEG_POOL: list[ProcessPoolExecutor] = []  # one process: jpeglib aborts the process on some hostile segments
+ABORTED: Counter[str] = Counter()
+
+
+def _read_with_libjpegs(data: bytes) -> list[tuple[str, np.ndarray]]:
+    found = []
+    with tempfile.TemporaryDirectory(prefix="leaks-") as tmp:
+        path = Path(tmp) / "in.jpg"
+        path.write_bytes(data)
+        for version in LIBJPEGS:
+            jpeglib.version.set(version)
+            try:
+                picture = jpeglib.read_spatial(str(path)).spatial
+            except Exception:  # this libjpeg refuses the stream: it shows nothing
+                continue
+            if picture is not None and picture.ndim == 3 and picture.shape[2] in (1, 3):  # not CMYK
+                found.append((f"libjpeg {version}", np.ascontiguousarray(np.repeat(picture, 3 // picture.shape[2], 2))))
+    return found
+
+
+def libjpeg_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    """A JPEG read by each of ``LIBJPEGS`` (jpeglib), in a process of its own: where a stream is damaged,
+    each shows what it can. A read that kills that process shows nothing and is counted in ``ABORTED``."""
+    if not data.startswith(b"\xff\xd8"):
+        return
+    if not _LIBJPEG_POOL:
+        _LIBJPEG_POOL.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+    try:
+        pictures = _LIBJPEG_POOL[0].submit(_read_with_libjpegs, data).result(timeout=120)
+    except (BrokenProcessPool, TimeoutError):
+        _LIBJPEG_POOL.pop().shutdown(wait=False, cancel_futures=True)
+        ABORTED["libjpeg (jpeglib)"] += 1
+        return
+    yield from pictures
 
 
 def carved(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
@@ -102,7 +149,7 @@ def carved(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
 def decodings(data: bytes) -> dict[str, np.ndarray]:
     """Each way of reading the file that gives a picture: its name and the picture."""
     found: dict[str, np.ndarray] = {}
-    for source in (pillow_frames, opencv_frames, carved):
+    for source in (pillow_frames, opencv_frames, libjpeg_frames, carved):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -214,14 +261,17 @@ def main(argv: list[str] | None = None) -> int:
         outputs += 1
         found, alone, ways = leaks_in(blurrer, source.read_bytes(), target.read_bytes(), label)
         alone_total += alone
-        decoders.update(w.split(" at byte")[0].split(" frame")[0].split(" page")[0] for w in ways)
+        decoders.update(w.split(" at byte")[0].split(" frame")[0].split(" page")[0].split(" as stored")[0]
+                        for w in ways)
         if found:
             leaks[label] = found
         if outputs % 100 == 0:
             print(f"{outputs} outputs looked at, {len(leaks)} with a leak", flush=True)
     print(f"\n{outputs} outputs; pictures read from them, by decoder:")
     for decoder, count in decoders.most_common():
-        print(f"  {decoder:<12}{count:>7}")
+        print(f"  {decoder:<18}{count:>7}")
+    for decoder, count in ABORTED.items():
+        print(f"  {decoder}: the reading process died on {count} file(s) (input or output), which show it nothing")
     print(f"finds in an output that its input does not show at the same place (not leaks): {alone_total}")
     print(f"outputs with a leak: {len(leaks)}")
     for where, lines in sorted(leaks.items()):
