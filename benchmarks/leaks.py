@@ -11,22 +11,24 @@ metadata. Each output (blurred or copied) is decoded every way at hand:
 
 - Pillow, every frame, turned upright by its EXIF orientation (the first also as stored, as a viewer
   that ignores the tag shows it);
-- OpenCV (``imread``, which turns by the orientation too, and ``imreadmulti`` for every page), but
-  not for HEIF and AVIF (its AVIF reader aborts the process on some damaged frames);
+- OpenCV (``imread``, which turns by the orientation too, and ``imreadmulti`` for every page);
 - a JPEG by libjpeg 6b, 9f and libjpeg-turbo 2.1 (jpeglib), as stored: each reads a damaged stream its
   own way;
 - every JPEG or PNG stream that starts anywhere after the file's first byte (thumbnails, previews,
   appended images), opened by Pillow.
 
-pii-blur's own detectors (the default settings, searching each decoded picture as a flat photo) then
-look at each, as pii-blur searches the file: a picture of the file's size on the sphere when the file
-is a panorama, any other as a flat photo. A **leak** is a face or plate that a decoder shows in the
-output at a place where the same decoder, reading the input the same way, shows it too (boxes
-overlapping by IoU 0.3), scored at least 0.5 and at least three quarters of the input's score,
-with at least a quarter of the fine detail it had in the middle of its box (the middle half each way,
-where eyes, mouth and characters are; variance of the Laplacian): it was there to be seen, and is
-still there. A blurred face keeps its hair round a smooth blob, which the net may still score 0.3-0.6;
-that is not a leak. A find in the output alone is counted but is not a leak.
+The decoders run in a process of their own (on some hostile files jpeglib aborts, and OpenCV's AVIF
+reader frees memory twice); one that kills it is counted and shows nothing.
+
+pii-blur's own detectors (the default settings) then look at each, as pii-blur searches the file: a
+picture of the file's size on the sphere when the file is a panorama, any other as a flat photo. A
+**leak** is a face or plate that a decoder shows in the output at a place where the same decoder,
+reading the input the same way, shows it too (boxes overlapping by IoU 0.3), scored at least 0.5 and at
+least three quarters of the input's score, with at least a quarter of the fine detail it had in the
+middle of its box (the middle half each way, where eyes, mouth and characters are; variance of the
+Laplacian): it was there to be seen, and is still there. A blurred face keeps its hair round a smooth
+blob, which the net may still score 0.3-0.6; that is not a leak. A find in the output alone is counted
+but is not a leak.
 Prints counts per decoder and every leak, and exits 1 when there is one.
 """
 
@@ -84,8 +86,6 @@ def pillow_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def opencv_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
-    if data[4:8] == b"ftyp":  # HEIF and AVIF: OpenCV 5.0's AVIF reader frees twice on some damaged frames
-        return
     buffer = np.frombuffer(data, np.uint8)
     one = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if one is not None:
@@ -97,12 +97,12 @@ def opencv_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
 
 
 LIBJPEGS = ("6b", "9f", "turbo210")  # libjpeg versions that read damaged streams differently
-_LIBJPEG_POOL: list[ProcessPoolExecutor] = []  # one process: jpeglib aborts the process on some hostile segments
-ABORTED: Counter[str] = Counter()
 
 
-def _read_with_libjpegs(data: bytes) -> list[tuple[str, np.ndarray]]:
-    found = []
+def libjpeg_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
+    """A JPEG read by each of ``LIBJPEGS`` (jpeglib): where a stream is damaged, each shows what it can."""
+    if not data.startswith(b"\xff\xd8"):
+        return
     with tempfile.TemporaryDirectory(prefix="leaks-") as tmp:
         path = Path(tmp) / "in.jpg"
         path.write_bytes(data)
@@ -113,24 +113,7 @@ def _read_with_libjpegs(data: bytes) -> list[tuple[str, np.ndarray]]:
             except Exception:  # this libjpeg refuses the stream: it shows nothing
                 continue
             if picture is not None and picture.ndim == 3 and picture.shape[2] in (1, 3):  # not CMYK
-                found.append((f"libjpeg {version}", np.ascontiguousarray(np.repeat(picture, 3 // picture.shape[2], 2))))
-    return found
-
-
-def libjpeg_frames(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
-    """A JPEG read by each of ``LIBJPEGS`` (jpeglib), in a process of its own: where a stream is damaged,
-    each shows what it can. A read that kills that process shows nothing and is counted in ``ABORTED``."""
-    if not data.startswith(b"\xff\xd8"):
-        return
-    if not _LIBJPEG_POOL:
-        _LIBJPEG_POOL.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
-    try:
-        pictures = _LIBJPEG_POOL[0].submit(_read_with_libjpegs, data).result(timeout=120)
-    except (BrokenProcessPool, TimeoutError):
-        _LIBJPEG_POOL.pop().shutdown(wait=False, cancel_futures=True)
-        ABORTED["libjpeg (jpeglib)"] += 1
-        return
-    yield from pictures
+                yield f"libjpeg {version}", np.ascontiguousarray(np.repeat(picture, 3 // picture.shape[2], 2))
 
 
 def carved(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
@@ -146,18 +129,52 @@ def carved(data: bytes) -> Iterator[tuple[str, np.ndarray]]:
             at = data.find(signature, at + 1)
 
 
-def decodings(data: bytes) -> dict[str, np.ndarray]:
-    """Each way of reading the file that gives a picture: its name and the picture."""
+_DECODER: list[ProcessPoolExecutor] = []  # one process, replaced when a decoder kills it
+ABORTED = Counter[str]()
+
+
+SOURCES = (pillow_frames, opencv_frames, libjpeg_frames, carved)
+
+
+def _decode_with(data: bytes, sources: tuple[int, ...]) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
-    for source in (pillow_frames, opencv_frames, libjpeg_frames, carved):
+    for index in sources:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                for name, rgb in source(data):
+                for name, rgb in SOURCES[index](data):
                     if rgb.ndim == 3 and min(rgb.shape[:2]) >= 16:
                         found[name] = _shrunk(rgb)
         except Exception:  # a decoder that refuses the file shows nothing
             continue
+    return found
+
+
+def _in_decoder_process(data: bytes, sources: tuple[int, ...]) -> dict[str, np.ndarray] | None:
+    if not _DECODER:
+        _DECODER.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+    try:
+        return _DECODER[0].submit(_decode_with, data, sources).result(timeout=300)
+    except (BrokenProcessPool, TimeoutError):
+        _DECODER.pop().shutdown(wait=False, cancel_futures=True)
+        return None
+
+
+def decodings(data: bytes) -> dict[str, np.ndarray]:
+    """Each way of reading the file that gives a picture: its name and the picture. The decoders run in
+    a process of their own: on some hostile files jpeglib aborts and OpenCV frees memory twice. When one
+    kills that process, each is run again alone; one that kills it again shows nothing and is counted in
+    ``ABORTED``."""
+    every = tuple(range(len(SOURCES)))
+    found = _in_decoder_process(data, every)
+    if found is not None:
+        return found
+    found = {}
+    for index in every:
+        alone = _in_decoder_process(data, (index,))
+        if alone is None:
+            ABORTED[SOURCES[index].__name__.removesuffix("_frames")] += 1
+        found.update(alone or {})
     return found
 
 
@@ -271,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for decoder, count in decoders.most_common():
         print(f"  {decoder:<18}{count:>7}")
     for decoder, count in ABORTED.items():
-        print(f"  {decoder}: the reading process died on {count} file(s) (input or output), which show it nothing")
+        print(f"  {decoder} killed the reading process on {count} file(s) (input or output): they show it nothing")
     print(f"finds in an output that its input does not show at the same place (not leaks): {alone_total}")
     print(f"outputs with a leak: {len(leaks)}")
     for where, lines in sorted(leaks.items()):
