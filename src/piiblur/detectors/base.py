@@ -187,6 +187,9 @@ class OnnxDetector:
     def __init__(self, options: OnnxRuntimeOptions, model_file: str | None = None) -> None:
         self.session = make_session(self.model, options, model_file)
         self.input_name = self.session.get_inputs()[0].name
+        # a net whose first convolution reads the picture's 2x2 space-to-depth (12 channels: colour c at
+        # offset dy, dx of each block in channel c * 4 + dy * 2 + dx; tools/make_models.py)
+        self.space_to_depth = self.session.get_inputs()[0].shape[1] == 12
 
     pad_value: ClassVar[int] = 0  # what the input is padded with to the stride
     scale: ClassVar[float] = 1.0  # the input is 8-bit RGB times this
@@ -214,12 +217,19 @@ class OnnxDetector:
     def run(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """The net's outputs for images of one shape, in one batch (NCHW float32, padded to the stride)."""
         h, w = images[0].shape[:2]
-        blob = np.empty((len(images), 3, h + (-h % self.stride), w + (-w % self.stride)), np.float32)
+        hp, wp = h + (-h % self.stride), w + (-w % self.stride)
+        shape = (len(images), 12, hp // 2, wp // 2) if self.space_to_depth else (len(images), 3, hp, wp)
+        blob = np.empty(shape, np.float32)
         for slot, rgb in zip(blob, images, strict=True):
             if rgb.shape[:2] != (h, w):
                 raise ValueError("a batch's images must have one shape")
             # one float copy, scaled in place: the same values as a padded, transposed, converted copy
-            slot[...] = pad_to_multiple(rgb, self.stride, self.pad_value).transpose(2, 0, 1)
+            padded = pad_to_multiple(rgb, self.stride, self.pad_value)
+            if self.space_to_depth:
+                slot.reshape(3, 2, 2, hp // 2, wp // 2)[...] = padded.reshape(
+                    hp // 2, 2, wp // 2, 2, 3).transpose(4, 1, 3, 0, 2)
+            else:
+                slot[...] = padded.transpose(2, 0, 1)
         if self.scale != 1.0:
             blob *= self.scale
         return self.session.run(None, {self.input_name: blob})
