@@ -65,7 +65,7 @@ from piiblur.formats._embedded import decode, embedded_images
 from piiblur.orientation import as_stored, embedded_upright, later_frames_orientation
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections import sphere_detect, sphere_geometry
-from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE, edges_meet
+from piiblur.projections.equirect import PANORAMA_THRESHOLD_SHARE, Equirectangular
 from piiblur.projections.planar import detect_planar
 from piiblur.storage import read_bytes, write_atomic
 
@@ -216,7 +216,7 @@ class Auditor:
         self._search(entry, "picture", upright, geo)
         if image.orientation != 1:  # as the pipeline searches it (orientation.search_both_ways)
             self._search(entry, STORED, as_stored(upright, image.orientation), None)
-        if getattr(projection, "by_shape", False) and not edges_meet(upright):  # as the pipeline does (equirect)
+        if isinstance(projection, Equirectangular) and projection.searched_flat_too(upright):  # as blurring does
             self._search(entry, FLAT, upright, None)
         for index, frame in enumerate(image.later, start=2):
             frame_geo = geo if frame.pixels.shape[:2] == image.pixels.shape[:2] else None

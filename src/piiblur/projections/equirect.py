@@ -52,10 +52,14 @@ class Equirectangular:
         search = {name: value * PANORAMA_THRESHOLD_SHARE for name, value in thresholds.items()}
         found = detect_sphere(rgb, self.geo, detectors, search, self.views)
         found = confirm(rgb, self.geo, found, detectors, thresholds)
-        if not self.by_shape or edges_meet(rgb):
+        if not self.searched_flat_too(rgb):
             return found
         flat = from_pixels(PLANAR.detect(rgb, detectors, thresholds), self.geo)
         return deduplicate_on_sphere(Detections.merge([found, flat])) if len(flat) else found
+
+    def searched_flat_too(self, rgb: np.ndarray) -> bool:
+        """True for a sphere by its shape alone whose edges do not meet: perhaps a flat 2:1 photo."""
+        return self.by_shape and not edges_meet(rgb)
 
     def blur(self, pixels: np.ndarray, found: Detections, strength: float) -> np.ndarray:
         return sphere_blur.blur(pixels, found, self.geo, strength)

@@ -187,13 +187,19 @@ def confirm(rgb: np.ndarray, geo: Equirect, dets: Detections, detectors: list[De
     return dets[keep]
 
 
+def _box_outline(x1: float, y1: float, x2: float, y2: float) -> tuple[np.ndarray, np.ndarray]:
+    """A box's outline, clockwise from its top-left corner, ``OUTLINE_STEPS`` points a side."""
+    t = np.linspace(0, 1, OUTLINE_STEPS, endpoint=False)
+    u = np.concatenate([x1 + (x2 - x1) * t, np.full_like(t, x2), x2 - (x2 - x1) * t, np.full_like(t, x1)])
+    v = np.concatenate([np.full_like(t, y1), y1 + (y2 - y1) * t, np.full_like(t, y2), y2 - (y2 - y1) * t])
+    return u, v
+
+
 def to_sphere(dets: Detections, view: View, geo: Equirect) -> Detections:
     """Boxes in a view as outlines and places on the panorama."""
     outlines, places, boxes = [], [], []
-    t = np.linspace(0, 1, OUTLINE_STEPS, endpoint=False)
     for x1, y1, x2, y2 in dets.xyxy:
-        u = np.concatenate([x1 + (x2 - x1) * t, np.full_like(t, x2), x2 - (x2 - x1) * t, np.full_like(t, x1)])
-        v = np.concatenate([np.full_like(t, y1), y1 + (y2 - y1) * t, np.full_like(t, y2), y2 - (y2 - y1) * t])
+        u, v = _box_outline(x1, y1, x2, y2)
         yaw, pitch = angles(view.rays(u, v))
         x, y = geo.to_pixels(yaw, pitch)
         x = unwrapped(x, geo.full_width)
@@ -213,10 +219,8 @@ def from_pixels(dets: Detections, geo: Equirect) -> Detections:
     """Boxes in panorama pixels (found in the flat picture) as outlines and places on the panorama: the
     outline is the box itself, the place its centre and the angles between its sides' midpoints."""
     outlines, places = [], []
-    t = np.linspace(0, 1, OUTLINE_STEPS, endpoint=False)
     for x1, y1, x2, y2 in dets.xyxy:
-        x = np.concatenate([x1 + (x2 - x1) * t, np.full_like(t, x2), x2 - (x2 - x1) * t, np.full_like(t, x1)])
-        y = np.concatenate([np.full_like(t, y1), y1 + (y2 - y1) * t, np.full_like(t, y2), y2 - (y2 - y1) * t])
+        x, y = _box_outline(x1, y1, x2, y2)
         outlines.append(np.stack([x, y], axis=1).astype(np.float32))
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         yaw, pitch = geo.to_angles(np.array([x1, x2, cx, cx, cx]), np.array([cy, cy, y1, y2, cy]))
