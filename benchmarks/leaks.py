@@ -52,7 +52,7 @@ import jpeglib
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
-from piiblur.detections import Detections
+from piiblur.detections import Detections, box_overlap
 from piiblur.formats import read_image_bytes
 from piiblur.pipeline import Blurrer, Settings
 from piiblur.projections.sphere_geometry import Equirect
@@ -186,12 +186,12 @@ def _shrunk(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    inter = box_overlap(a, b)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
 
 
 def middle_detail(rgb: np.ndarray, box: np.ndarray) -> float:
@@ -231,20 +231,18 @@ def leaks_in(blurrer: Blurrer, before: bytes, after: bytes, label: str) -> tuple
         if not len(seen):
             continue
         source = inputs.get(name)
-        there = search(source) if source is not None and source.shape == rgb.shape else None
-        for box, score, cid in zip(seen.xyxy, seen.scores, seen.class_ids, strict=True):
-            same = [] if there is None else [
-                s for b, s, c in zip(there.xyxy, there.scores, there.class_ids, strict=True)
-                if c == cid and iou(box, b) >= MATCH_IOU]
-            kept = 0.0
-            if same and source is not None:
-                kept = middle_detail(rgb, box) / max(middle_detail(source, box), 1e-6)
-            if same and score >= max(LEAK_SCORE, LEAK_SHARE * max(same)) and kept >= LEAK_DETAIL:
-                kind = "face" if cid == 0 else "plate"
-                found.append(f"{name}: {kind} at {np.round(box).astype(int).tolist()} score {score:.2f} "
-                             f"(input {max(same):.2f}), {kept:.0%} of its detail")
-            elif not same:
+        there = search(source) if source is not None and source.shape == rgb.shape else Detections.empty()
+        # the input's finds of the same class at the same place, for each find in the output
+        matches = (iou(seen.xyxy, there.xyxy) >= MATCH_IOU) & (seen.class_ids[:, None] == there.class_ids[None, :])
+        for index, (box, score, kind) in enumerate(zip(seen.xyxy, seen.scores, seen.class_names, strict=True)):
+            same = there.scores[matches[index]]
+            if not same.size:
                 alone += 1
+                continue
+            kept = middle_detail(rgb, box) / max(middle_detail(source, box), 1e-6)
+            if score >= max(LEAK_SCORE, LEAK_SHARE * same.max()) and kept >= LEAK_DETAIL:
+                found.append(f"{name}: {kind} at {np.round(box).astype(int).tolist()} score {score:.2f} "
+                             f"(input {same.max():.2f}), {kept:.0%} of its detail")
     return found, alone, sorted(outputs)
 
 

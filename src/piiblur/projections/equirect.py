@@ -71,8 +71,9 @@ class Equirectangular:
 def recognise(width: int, height: int, data: bytes, choice: Choice, views: Views,
               notes: list[str] | None) -> Equirectangular | None:
     """The projection of a panorama, or None when the image is not one (GPano ignored is noted in ``notes``)."""
-    geo = gpano.equirect_for(width, height, data, choice, notes)
+    tags = gpano.gpano(data)
+    geo = gpano.equirect_for(width, height, data, choice, notes, tags)
     if geo is None:
         return None
-    by_shape = choice == Choice.AUTO and gpano.gpano(data).get("ProjectionType", "").lower() != "equirectangular"
+    by_shape = choice == Choice.AUTO and tags.get("ProjectionType", "").lower() != "equirectangular"
     return Equirectangular(geo, views, by_shape=by_shape)

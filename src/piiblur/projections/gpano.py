@@ -29,7 +29,7 @@ MAX_SPHERE_WIDTH = 1 << 15  # and the full sphere, at the stored pixels' scale, 
 
 
 def equirect_for(width: int, height: int, data: bytes, projection: str = "auto",
-                 notes: list[str] | None = None) -> Equirect | None:
+                 notes: list[str] | None = None, tags: dict[str, str] | None = None) -> Equirect | None:
     """The sphere geometry of an image, or None to treat it as a flat photo.
 
     ``auto``: GPano ``ProjectionType=equirectangular`` decides (with its crop, if
@@ -42,7 +42,7 @@ def equirect_for(width: int, height: int, data: bytes, projection: str = "auto",
     """
     if projection == "planar":
         return None
-    tags = gpano(data)
+    tags = gpano(data) if tags is None else tags  # ``tags``: the file's GPano, when the caller has read it
     if tags.get("ProjectionType", "").lower() != "equirectangular":
         return _by_pixels(width, height, projection, claimed=False)
     geo, why = _gpano_geometry(width, height, tags)
