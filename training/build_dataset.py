@@ -16,6 +16,13 @@ Parts (counts per split, see COUNTS):
   neg       no labels: procedural street backgrounds (and plate-free scikit-image sample photos if
             given) with shop lettering, street-name signs, bin labels, grilles, lights, railings
   mixed     procedural backgrounds with distractors and a few synthetic plates (labelled)
+  hardneg   crops of ro_dashcam train frames around a real street object the shipped net takes for a plate
+            (shop lettering, road and street-name signs, chevrons, billboards, lit windows, tail lights),
+            found and looked at by eye (training/ro_train_review.json), h-flipped half
+
+The frames' labels are completed by training/ro_train_review.json: every find of the shipped net there
+that overlaps no label was looked at; the plates (and the few unsure ones) become labels, the rest are
+the hardneg part's negatives (--review none: the set's labels alone, as before stop 25).
 
 Usage: python training/build_dataset.py --data ../shared/data --out training/build/dataset
 """
@@ -44,8 +51,8 @@ sys.path.insert(0, str(REPO / "src"))
 import plates as P  # noqa: E402
 
 COUNTS = {
-    "train": {"real": 280, "realdown": 70, "synth": 460, "sphere": 200, "neg": 200, "mixed": 100},
-    "val": {"real": 25, "realdown": 5, "synth": 30, "sphere": 15, "neg": 15, "mixed": 10},
+    "train": {"real": 280, "realdown": 70, "synth": 460, "sphere": 200, "neg": 200, "mixed": 100, "hardneg": 200},
+    "val": {"real": 25, "realdown": 5, "synth": 30, "sphere": 15, "neg": 15, "mixed": 10, "hardneg": 15},
 }
 SIZE = 640
 GRAY = 114
@@ -59,13 +66,33 @@ def find_data(arg: str | None) -> Path:
     raise SystemExit(f"plates_ro_dashcam not found in {cands}")
 
 
-def load_sources(data: Path, seed: int, val_share: float = 0.12):
+REVIEW = HERE / "ro_train_review.json"
+NEGATIVES: dict[str, np.ndarray] = {}  # frame -> boxes of real objects that are not plates (the review)
+
+
+def load_review(path: str | None) -> tuple[dict[str, list], dict[str, list]]:
+    """The review's added plate boxes and its negative boxes, per frame."""
+    plates: dict[str, list] = {}
+    negatives: dict[str, list] = {}
+    if path and path != "none":
+        for find in json.loads(Path(path).read_text())["finds"]:
+            into = negatives if find["verdict"] == "not_plate" else plates
+            into.setdefault(find["image"], []).append(find["box"])
+    return plates, negatives
+
+
+def load_sources(data: Path, seed: int, val_share: float = 0.12, review: str | None = None):
     labels = json.loads((data / "plates_ro_dashcam" / "labels.json").read_text())
+    added, negatives = load_review(review)
+    NEGATIVES.clear()
     items = []
     for name, boxes in sorted(labels.items()):
         if not boxes or any(b.get("split") != "train" for b in boxes):
             continue  # only frames of the train split (valid frames are measurement data)
-        items.append((name, np.array([b["box"] for b in boxes if b["class"] == "plate"], np.float64)))
+        plate_boxes = [b["box"] for b in boxes if b["class"] == "plate"] + added.get(name, [])
+        items.append((name, np.array(plate_boxes, np.float64)))
+        if name in negatives:
+            NEGATIVES[name] = np.array(negatives[name], np.float64)
     rides = sorted({n.rsplit("_t", 1)[0] for n, _ in items})
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rides))
@@ -201,6 +228,18 @@ def gen_real(src, imgs, rng):
     img = imgs(name)
     focus = boxes[rng.integers(len(boxes))]
     out, b = crop_around(img, boxes, focus, rng)
+    if rng.random() < 0.5:
+        out, b = hflip(out, b)
+    return out, b
+
+
+def gen_hardneg(src, imgs, rng):
+    with_negatives = [item for item in src if item[0] in NEGATIVES]
+    if not with_negatives:  # no review, or no negative in this split's rides: a plain real crop
+        return gen_real(src, imgs, rng)
+    name, boxes = with_negatives[rng.integers(len(with_negatives))]
+    negatives = NEGATIVES[name]
+    out, b = crop_around(imgs(name), boxes, negatives[rng.integers(len(negatives))], rng)
     if rng.random() < 0.5:
         out, b = hflip(out, b)
     return out, b
@@ -343,7 +382,7 @@ def gen_mixed(src, imgs, rng, photos=None):
 
 
 GENERATORS = {"real": gen_real, "realdown": gen_realdown, "synth": gen_synth, "sphere": gen_sphere,
-              "neg": gen_neg, "mixed": gen_mixed}
+              "neg": gen_neg, "mixed": gen_mixed, "hardneg": gen_hardneg}
 
 
 def skimage_photos(path: str | None) -> list[np.ndarray]:
@@ -370,17 +409,22 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "build" / "dataset"))
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every count (quick tests: 0.02)")
+    ap.add_argument("--review", default=str(REVIEW), help="the review of the train frames' unlabelled finds "
+                    "(training/ro_train_review.json; 'none': the set's labels alone)")
     ap.add_argument("--skimage-wheel", default=None, help="a scikit-image wheel: its plate-free sample photos")
     args = ap.parse_args()
     data = find_data(args.data)
-    split, val_rides = load_sources(data, args.seed)
+    split, val_rides = load_sources(data, args.seed, review=args.review)
     imgs = Images(data)
     photos = skimage_photos(args.skimage_wheel)
     out = Path(args.out)
     manifest = {"seed": args.seed, "data": str(data), "val_rides": val_rides, "photos": len(photos),
                 "sources": {k: len(v) for k, v in split.items()},
                 "source_boxes": {k: int(sum(len(b) for _, b in v)) for k, v in split.items()},
-                "fonts": [os.path.basename(f) for f in P.ANY_FONTS], "counts": {}}
+                "fonts": [os.path.basename(f) for f in P.ANY_FONTS], "counts": {},
+                "review": args.review if args.review == "none" else os.path.relpath(args.review, REPO),
+                "review_sha256": None if args.review == "none" else
+                hashlib.sha256(Path(args.review).read_bytes()).hexdigest()}
     t0 = time.time()
     for sp, counts in COUNTS.items():
         (out / "images" / sp).mkdir(parents=True, exist_ok=True)
