@@ -15,6 +15,10 @@ import onnxruntime as ort
 
 from piiblur.detections import Detections
 
+# where a program imported onnxruntime before pii-blur (``piiblur/__init__.py`` turns its telemetry off
+# otherwise), at least no further events are logged from this process
+ort.disable_telemetry_events()
+
 REGISTRY: dict[str, type] = {}
 
 # On the CPU, every session of a process draws its activations from one shared onnxruntime arena that

@@ -30,7 +30,8 @@ from piiblur.results import FileResult
 from piiblur.settings import Settings, Status
 
 IN_FLIGHT_PER_ACTOR = 1
-FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "PIIBLUR_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_")
+FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "PIIBLUR_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_",
+                          "ORT_DISABLE_TELEMETRY")
 
 
 def _ray() -> Any:
