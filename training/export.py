@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import no_analytics  # noqa: E402,F401 (before ultralytics)
 from base_weights import MEMBER, WHEEL, fetch, sha256  # noqa: E402
 
 OUT = HERE / "out"

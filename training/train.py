@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import no_analytics  # noqa: E402,F401 (before ultralytics)
 from base_weights import fetch, sha256  # noqa: E402
 
 CKPT_DIR = HERE / "checkpoint"
