@@ -1,7 +1,7 @@
 """pii-blur reports to no one and leaves nothing behind: no telemetry state in HOME or the temporary folder.
 
-onnxruntime's Linux wheels (1.29 and later) start a telemetry client when imported: a device id under
-``~/.cache/Microsoft``, a session file in TMPDIR and a queue of reports for Microsoft's collector.
+Recent onnxruntime wheels for Linux (seen with 1.32.0) start a telemetry client when imported: a device id
+under ``~/.cache/Microsoft``, a session file in TMPDIR and a queue of reports for Microsoft's collector.
 ``piiblur/__init__.py`` turns it off unless the user has chosen otherwise.
 """
 

@@ -15,8 +15,8 @@ import onnxruntime as ort
 
 from piiblur.detections import Detections
 
-# where a program imported onnxruntime before pii-blur (``piiblur/__init__.py`` turns its telemetry off
-# otherwise), at least no further events are logged from this process
+# where a program imported onnxruntime before pii-blur, too late for ``piiblur/__init__.py`` to turn its
+# telemetry off, ask it through its API to log no further events (what it wrote at import stays)
 ort.disable_telemetry_events()
 
 REGISTRY: dict[str, type] = {}
