@@ -154,17 +154,28 @@ def _in_decoder_process(data: bytes, sources: tuple[int, ...]) -> dict[str, np.n
     if not _DECODER:
         _DECODER.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
     try:
-        return _DECODER[0].submit(_decode_with, data, sources).result(timeout=300)
+        return _DECODER[0].submit(_decode_with, data, sources).result(timeout=decode_seconds(len(data)))
     except (BrokenProcessPool, TimeoutError):
-        _DECODER.pop().shutdown(wait=False, cancel_futures=True)
+        # a decoder may also hang: a libjpeg whose heap a hostile file corrupted waits on malloc's lock for
+        # ever. Its process is killed (Python 3.11's executor has no public way), else leaving it running
+        # would keep this program from ever exiting (the executor joins its workers at exit).
+        executor = _DECODER.pop()
+        for worker in list(getattr(executor, "_processes", {}).values()):
+            worker.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
         return None
+
+
+def decode_seconds(size: int) -> float:
+    """How long every decoder together may take on a file of ``size`` bytes before it counts as hung."""
+    return 30.0 + 10.0 * size / 2**20
 
 
 def decodings(data: bytes) -> dict[str, np.ndarray]:
     """Each way of reading the file that gives a picture: its name and the picture. The decoders run in
-    a process of their own: on some hostile files jpeglib aborts and OpenCV frees memory twice. When one
-    kills that process, each is run again alone; one that kills it again shows nothing and is counted in
-    ``ABORTED``."""
+    a process of their own: on some hostile files jpeglib aborts or hangs and OpenCV frees memory twice. When
+    one kills or hangs that process, each is run again alone; one that does so again shows nothing and is
+    counted in ``ABORTED``."""
     every = tuple(range(len(SOURCES)))
     found = _in_decoder_process(data, every)
     if found is not None:
@@ -286,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     for decoder, count in decoders.most_common():
         print(f"  {decoder:<18}{count:>7}")
     for decoder, count in ABORTED.items():
-        print(f"  {decoder} killed the reading process on {count} file(s) (input or output): they show it nothing")
+        print(f"  {decoder} killed or hung the reading process on {count} file(s) (input or output): they show it "
+              "nothing")
     print(f"finds in an output that its input does not show at the same place (not leaks): {alone_total}")
     print(f"outputs with a leak: {len(leaks)}")
     for where, lines in sorted(leaks.items()):

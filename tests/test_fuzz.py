@@ -50,3 +50,28 @@ def test_the_leak_check_finds_a_face_copied_through_and_not_the_blurred_one(tmp_
     leaks = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "leaks.py"), str(tmp_path)],
                            capture_output=True, text=True, timeout=600)
     assert leaks.returncode == 0, leaks.stdout + leaks.stderr
+
+
+def test_a_decoder_that_hangs_is_counted_and_the_leak_check_still_ends(tmp_path: Path) -> None:
+    """A libjpeg whose heap a hostile file corrupted can wait on malloc's lock for ever (seen once in CI):
+    ``leaks.py`` kills its decoding process after ``decode_seconds``, runs each decoder again alone, counts
+    the one that hangs, and exits (before, the hung process kept it from exiting)."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(f'''
+import sys, time
+sys.path.insert(0, {str(ROOT / "benchmarks")!r})
+import leaks
+
+def hang(data):
+    time.sleep(1000)
+    yield
+
+leaks.SOURCES = (hang,) + leaks.SOURCES[1:]  # at the top level: the spawned decoding process runs it too
+leaks.decode_seconds = lambda size: 3.0
+if __name__ == "__main__":
+    found = leaks.decodings(open({str(ROOT / "examples" / "street_portrait.jpg")!r}, "rb").read())
+    print(sorted(found), dict(leaks.ABORTED))
+''')
+    done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "{'hang': 1}" in done.stdout and "'opencv'" in done.stdout and "'libjpeg 6b'" in done.stdout
