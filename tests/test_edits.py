@@ -226,3 +226,31 @@ def test_a_written_rejection_accepted_again_is_blurred_again(blurred, tmp_path: 
     blurred_again = np.asarray(Image.open(work / "portrait.jpg").convert("RGB"))
     assert detail(blurred_again, PLATE_BOX) < 0.2 * detail(raw, PLATE_BOX)
     assert edits["portrait.jpg"].restored == []
+
+
+def test_a_rejection_in_a_jpeg_with_an_empty_comment_restores_it(tmp_path: Path) -> None:
+    """The restoring path reads input and output with jpeglib too, whose marker reader corrupts its heap on an
+    APPn or COM segment that holds nothing (valid JPEG): it is given both without it."""
+    import subprocess
+    import sys
+
+    data = EXAMPLE.read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(data[:2] + b"\xff\xfe\x00\x02" + data[2:])
+
+    def run(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "piiblur", *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    run(str(tmp_path / "in"), str(tmp_path / "out"), "-j", "1", "--report", str(tmp_path / "report.json"))
+    dets = json.loads((tmp_path / "report.json").read_text())["files"][0]["detections"]
+    plate = next(i for i, d in enumerate(dets) if d["class"] == "plate")
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"version": 1, "images": {"a.jpg": {"detections": dets, "rejected": [plate]}}}))
+    blurred = np.asarray(Image.open(tmp_path / "out" / "a.jpg").convert("RGB"))
+    run("apply", str(tmp_path / "in"), str(tmp_path / "out"), "--edits", str(edits))
+    restored = np.asarray(Image.open(tmp_path / "out" / "a.jpg").convert("RGB"))
+    raw = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    assert detail(blurred, PLATE_BOX) < 0.2 * detail(raw, PLATE_BOX)
+    assert detail(restored, PLATE_BOX) == pytest.approx(detail(raw, PLATE_BOX), rel=0.05)
+    assert (tmp_path / "out" / "a.jpg").read_bytes()[2:6] == b"\xff\xfe\x00\x02"

@@ -718,3 +718,35 @@ def test_a_hidden_image_item_of_a_heif_is_not_copied(blurrer) -> None:
     assert any("hidden and part of no image" in note for note in result.notes)
     with Image.open(io.BytesIO(out)) as written:
         assert getattr(written, "n_frames", 1) == 1 and len(out) < 0.8 * len(data)
+
+
+@pytest.mark.parametrize("segment", [b"\xff\xfe\x00\x02", b"\xff\xee\x00\x02", b"\xff\xe5\x00\x02"],
+                         ids=["empty comment", "empty APP14", "empty APP5"])
+def test_a_jpeg_with_an_empty_segment_is_blurred_losslessly_in_process(tmp_path: Path, segment: bytes) -> None:
+    """An APPn or COM segment that holds nothing is valid JPEG, but jpeglib's marker reader corrupts its heap
+    on one: ``pii-blur -j 1`` died of SIGBUS without a word, and a worker of ``-j 2`` with it. jpeglib is now
+    given the stream without it; the output keeps it, and every coefficient outside the blur."""
+    import subprocess
+    import sys
+
+    from piiblur.formats.jpeg.markers import without_empty_segments
+
+    data = EXAMPLE.read_bytes()
+    data = data[:2] + segment + data[2:]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(data)
+    done = subprocess.run([sys.executable, "-m", "piiblur", str(tmp_path / "in"), str(tmp_path / "out"), "-j", "1",
+                           "--report", str(tmp_path / "report.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "out" / "a.jpg").read_bytes()
+    assert written[2:6] == segment  # kept where it was
+    assert '"lossless:' in (tmp_path / "report.json").read_text()
+    assert detail(Image.open(io.BytesIO(written)), FACE_BOX) < 0.2 * detail(Image.open(EXAMPLE), FACE_BOX)
+    before = without_empty_segments(data)
+    assert before == EXAMPLE.read_bytes()  # only the empty segment left out
+    from test_formats_faithful import dct
+
+    old, new = dct(before, tmp_path), dct(without_empty_segments(written), tmp_path)
+    for a, b in zip(old, new, strict=True):  # the right quarter above the plate's rows: far from any blur
+        rows, cols = a.shape[0] * 3 // 4, a.shape[1] * 3 // 4
+        assert np.array_equal(a[:rows, cols:], b[:rows, cols:]) and not np.array_equal(a, b)

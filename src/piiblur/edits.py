@@ -265,15 +265,15 @@ def _restore_jpeg(source: SourceImage, output: SourceImage, restore: np.ndarray,
     import jpeglib
 
     from piiblur.formats import _lossless
-    from piiblur.formats.jpeg.markers import header_segments
+    from piiblur.formats.jpeg.markers import header_segments, without_empty_segments
     from piiblur.formats.jpeg.markers import restart_interval as _restart_interval
 
     if source.mode not in ("RGB", "L") or output.mode != source.mode:
         return None
     with tempfile.TemporaryDirectory(prefix="piiblur-apply-") as tmp:
         folder = Path(tmp)
-        (folder / "in.jpg").write_bytes(source.data)
-        (folder / "out.jpg").write_bytes(output.data)
+        (folder / "in.jpg").write_bytes(without_empty_segments(source.data))
+        (folder / "out.jpg").write_bytes(without_empty_segments(output.data))
         try:
             original, current = jpeglib.read_dct(str(folder / "in.jpg")), jpeglib.read_dct(str(folder / "out.jpg"))
             original.load()

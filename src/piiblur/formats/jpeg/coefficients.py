@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from piiblur.formats import SourceImage, _lossless
-from piiblur.formats.jpeg.markers import arithmetic_coded, huffman_tables, restart_interval
+from piiblur.formats.jpeg.markers import arithmetic_coded, huffman_tables, restart_interval, without_empty_segments
 from piiblur.formats.jpeg.reencode import encoder_options
 
 
@@ -117,7 +117,7 @@ def transplant(source: SourceImage, pixels: np.ndarray) -> tuple[bytes, list[str
     _, description = encoder_options(source, layout=False)
     with tempfile.TemporaryDirectory(prefix="piiblur-") as tmp:
         original_path = Path(tmp) / "in.jpg"
-        original_path.write_bytes(source.data)
+        original_path.write_bytes(without_empty_segments(source.data))
         try:
             original = jpeglib.read_dct(str(original_path))
             original.load()

@@ -90,6 +90,19 @@ def header_segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     raise ValueError("JPEG stream has no scan")
 
 
+def without_empty_segments(data: bytes) -> bytes:
+    """The stream without the APPn and COM segments of its header that hold nothing (length field 2), or
+    the stream itself when it has none: the copy given to jpeglib. Such a segment is valid JPEG (an empty
+    comment), but jpeglib 1.0's marker reader corrupts its heap on one and the process dies (SIGBUS,
+    SIGSEGV) or hangs; it carries nothing that the coefficients or the colour space depend on, and the
+    output gets the input's segments back byte for byte (``splicing``)."""
+    segments, sos = header_segments(data)
+    kept = [segment for marker, segment in segments if not (is_app_or_com(marker) and len(segment) == 4)]
+    if len(kept) == len(segments):
+        return data
+    return b"\xff\xd8" + b"".join(kept) + data[sos:]
+
+
 def image_end(data: bytes) -> int:
     """Offset just past the first image's EOI (the length when it is missing)."""
     _, pos = header_segments(data)
