@@ -11,14 +11,17 @@ animated), HEIF, AVIF and animated GIF. Each file is one seed with one
 mutation: bit flips, byte runs, truncation, a duplicated marker/chunk/box,
 a length or dimension field set to an extreme, hostile GPano values, hostile
 XMP (huge extended-XMP length claims, malformed XML, entity expansion, deep
-nesting), hostile EXIF (orientation, thumbnail offsets, IFD loops), or a
-wrong extension; a few are left as they are.
+nesting), hostile EXIF (orientation, thumbnail offsets, IFD loops), a
+wrong extension, or an empty segment (a JPEG's APPn or comment, a PNG's
+ancillary chunk: valid files); a few are left as they are.
 
 The real command runs over them in batches (``-j 2``, ``--report``) under an
 address-space limit and a timeout per batch. Every batch must end with exit
 code 0 or 1, no traceback, a report, every file either written (same relative
 path) or named in exactly one ``error:`` line, nothing else on stderr, no file
-created or changed outside OUTPUT_DIR, and every input unchanged. A batch that
+created or changed outside OUTPUT_DIR (HOME and TMPDIR included), every input
+unchanged, and every valid file (unchanged, renamed, an empty segment added)
+written. A batch that
 aborts is rerun with ``-j 1`` on the files it left, to name the file that
 breaks it. Prints counts per format and mutation, and the violations grouped,
 with an example each; exits 1 when there is any violation.
@@ -703,6 +706,21 @@ def exif(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
     return seed.build(Meta(exif=block, xmp=seed.meta.xmp, extended=seed.meta.extended)), case
 
 
+def empty(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
+    """A valid file with a segment that holds nothing: an APPn or comment in a JPEG's header (length 2, what
+    killed pii-blur through jpeglib until stop 26), an ancillary chunk in a PNG (length 0)."""
+    data = seed.data
+    if data[:2] == b"\xff\xd8":
+        scan = next((u.start for u in _jpeg_units(data) if data[u.start + 1] == 0xDA), 2)
+        marker, at = rng.choice([0xFE, *range(0xE0, 0xF0)]), rng.choice([2, scan])
+        return data[:at] + bytes((0xFF, marker, 0, 2)) + data[at:], f"empty {marker:02X} segment at {at}"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        kind = rng.choice([b"tEXt", b"zTXt", b"iTXt", b"prVt"])
+        chunk = struct.pack(">I", 0) + kind + struct.pack(">I", zlib.crc32(kind))
+        return data[:33] + chunk + data[33:], f"empty {kind.decode()} chunk after IHDR"
+    return data, "unchanged (a format without such segments)"
+
+
 def rename(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
     return seed.data, "wrong extension"
 
@@ -714,8 +732,9 @@ def none(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
 MUTATIONS: dict[str, tuple[Mutation, int]] = {  # name -> (mutation, weight)
     "none": (none, 4), "bitflip": (bitflip, 18), "byterun": (byterun, 10), "truncate": (truncate, 10),
     "duplicate": (duplicate, 10), "hugelen": (hugelen, 14), "gpano": (gpano, 12), "xmp": (xmp, 12),
-    "exif": (exif, 6), "rename": (rename, 4),
+    "exif": (exif, 6), "rename": (rename, 4), "empty": (empty, 4),
 }
+VALID = frozenset({"none", "rename", "empty"})  # mutations that leave a valid file: each must be written
 ODD_NAMES = ["with space", "caf\u00e9 \u00fc\u00df", "-dash", "a..b", "x" * 150, "\u65e5\u672c", "semi;colon", "'quote"]
 
 
@@ -1201,6 +1220,9 @@ def campaign(args: argparse.Namespace, root: Path) -> int:
             write_json(args.json, batches[:number + 1], _finished(work.tally, batches))
     work.tally = _finished(work.tally, batches)
     work.tally.violations += check_inputs(root, batches)
+    work.tally.violations += [Violation("a valid file failed", sample.mutation, f"b{number:03d}/{sample.label}", "")
+                              for number, batch in enumerate(batches) for sample in batch
+                              if sample.mutation in VALID and f"b{number:03d}/{sample.label}" in work.tally.failed]
     print_table(batches, work.tally, time.perf_counter() - start, work.runs)
     if args.repro:
         keep_reproducers(root, work.tally, args.repro)
