@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import struct
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -272,13 +273,13 @@ def _restore_jpeg(source: SourceImage, output: SourceImage, restore: np.ndarray,
         return None
     with tempfile.TemporaryDirectory(prefix="piiblur-apply-") as tmp:
         folder = Path(tmp)
-        (folder / "in.jpg").write_bytes(without_empty_segments(source.data))
-        (folder / "out.jpg").write_bytes(without_empty_segments(output.data))
         try:
+            (folder / "in.jpg").write_bytes(without_empty_segments(source.data))
+            (folder / "out.jpg").write_bytes(without_empty_segments(output.data))
             original, current = jpeglib.read_dct(str(folder / "in.jpg")), jpeglib.read_dct(str(folder / "out.jpg"))
             original.load()
             current.load()
-        except (OSError, ValueError, RuntimeError, TypeError):
+        except (OSError, ValueError, RuntimeError, TypeError, struct.error):  # unreadable: pixels are restored
             return None
         olds = [c for c in (original.Y, original.Cb, original.Cr) if c is not None]
         news = [c for c in (current.Y, current.Cb, current.Cr) if c is not None]
