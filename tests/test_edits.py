@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jpeglib
@@ -231,9 +233,6 @@ def test_a_written_rejection_accepted_again_is_blurred_again(blurred, tmp_path: 
 def test_a_rejection_in_a_jpeg_with_an_empty_comment_restores_it(tmp_path: Path) -> None:
     """The restoring path reads input and output with jpeglib too, whose marker reader corrupts its heap on an
     APPn or COM segment that holds nothing (valid JPEG): it is given both without it."""
-    import subprocess
-    import sys
-
     data = EXAMPLE.read_bytes()
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jpg").write_bytes(data[:2] + b"\xff\xfe\x00\x02" + data[2:])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -18,11 +20,12 @@ import pytest
 from helpers import EXAMPLE, FACE_BOX, detail
 from PIL import Image, PngImagePlugin, features
 from test_formats import blacken, exif_block, insert_segments, jpeg_bytes, load, quarters, scene
-from test_formats_faithful import embedded_images
+from test_formats_faithful import dct, embedded_images
 
 from piiblur.formats import _encode_with_pillow, encode_image
 from piiblur.formats._exif import EXIF_HEADER
 from piiblur.formats._xmp import EXTENDED_SIGNATURE, XMP_SIGNATURE, gather
+from piiblur.formats.jpeg.markers import without_empty_segments
 
 GPANO = b'GPano:ProjectionType="equirectangular"'
 
@@ -726,11 +729,6 @@ def test_a_jpeg_with_an_empty_segment_is_blurred_losslessly_in_process(tmp_path:
     """An APPn or COM segment that holds nothing is valid JPEG, but jpeglib's marker reader corrupts its heap
     on one: ``pii-blur -j 1`` died of SIGBUS without a word, and a worker of ``-j 2`` with it. jpeglib is now
     given the stream without it; the output keeps it, and every coefficient outside the blur."""
-    import subprocess
-    import sys
-
-    from piiblur.formats.jpeg.markers import without_empty_segments
-
     data = EXAMPLE.read_bytes()
     data = data[:2] + segment + data[2:]
     (tmp_path / "in").mkdir()
@@ -744,8 +742,6 @@ def test_a_jpeg_with_an_empty_segment_is_blurred_losslessly_in_process(tmp_path:
     assert detail(Image.open(io.BytesIO(written)), FACE_BOX) < 0.2 * detail(Image.open(EXAMPLE), FACE_BOX)
     before = without_empty_segments(data)
     assert before == EXAMPLE.read_bytes()  # only the empty segment left out
-    from test_formats_faithful import dct
-
     old, new = dct(before, tmp_path), dct(without_empty_segments(written), tmp_path)
     for a, b in zip(old, new, strict=True):  # the right quarter above the plate's rows: far from any blur
         rows, cols = a.shape[0] * 3 // 4, a.shape[1] * 3 // 4
