@@ -721,6 +721,27 @@ def empty(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
     return data, "unchanged (a format without such segments)"
 
 
+def scans(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
+    """A JPEG with tens to thousands of empty AC scans of its first component before its first EOI, each a
+    few bytes of end-of-band runs under a Huffman table of its own: libjpeg goes over the whole picture for
+    each (a file of thousands took minutes until stop 27; now more than 500 are refused unread)."""
+    data = seed.data
+    sof = next((u for u in _jpeg_units(data) if data[u.start + 1] in (0xC0, 0xC1, 0xC2)), None)
+    end = data.find(b"\xff\xd9", sof.end) if sof is not None else -1
+    if sof is None or end < 0:
+        return data, "unchanged (not a JPEG with a frame and an end)"
+    height, width = struct.unpack_from(">HH", data, sof.start + 5)
+    runs = max(1, -(-(-(-width // 8) * -(-height // 8)) // 32767))
+    bits = ("0" + "1" * 14) * runs
+    bits += "1" * (-len(bits) % 8)
+    coded = b"".join(b"\xff\x00" if b == 0xFF else bytes((b,)) for b in
+                     (int(bits[i:i + 8], 2) for i in range(0, len(bits), 8)))
+    table = b"\xff\xc4" + struct.pack(">H", 20) + b"\x10" + bytes([1] + [0] * 15) + b"\xe0"
+    count = rng.choice([20, 600, 5000])
+    scan = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x01\x3f\x00" + coded
+    return data[:end] + table + scan * count + data[end:], f"{count} empty scans before the end"
+
+
 def rename(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
     return seed.data, "wrong extension"
 
@@ -732,7 +753,7 @@ def none(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
 MUTATIONS: dict[str, tuple[Mutation, int]] = {  # name -> (mutation, weight)
     "none": (none, 4), "bitflip": (bitflip, 18), "byterun": (byterun, 10), "truncate": (truncate, 10),
     "duplicate": (duplicate, 10), "hugelen": (hugelen, 14), "gpano": (gpano, 12), "xmp": (xmp, 12),
-    "exif": (exif, 6), "rename": (rename, 4), "empty": (empty, 4),
+    "exif": (exif, 6), "rename": (rename, 4), "empty": (empty, 4), "scans": (scans, 4),
 }
 VALID = frozenset({"none", "rename", "empty"})  # mutations that leave a valid file: each must be written
 ODD_NAMES = ["with space", "caf\u00e9 \u00fc\u00df", "-dash", "a..b", "x" * 150, "\u65e5\u672c", "semi;colon", "'quote"]

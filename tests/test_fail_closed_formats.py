@@ -746,3 +746,73 @@ def test_a_jpeg_with_an_empty_segment_is_blurred_losslessly_in_process(tmp_path:
     for a, b in zip(old, new, strict=True):  # the right quarter above the plate's rows: far from any blur
         rows, cols = a.shape[0] * 3 // 4, a.shape[1] * 3 // 4
         assert np.array_equal(a[:rows, cols:], b[:rows, cols:]) and not np.array_equal(a, b)
+
+
+def with_empty_scans(data: bytes, width: int, height: int, scans: int) -> bytes:
+    """A progressive JPEG with ``scans`` more scans of its first component's AC coefficients before its
+    EOI, each a few bytes (end-of-band runs over every block, under a Huffman table of their own): valid
+    enough for libjpeg to decode each one over the whole picture, adding nothing to it."""
+    blocks = -(-width // 8) * -(-height // 8)
+    bits = "".join("0" + "1" * 14 for _ in range(-(-blocks // 32767)))  # EOB runs of 32767 blocks
+    bits += "1" * (-len(bits) % 8)
+    coded = bytearray()
+    for i in range(0, len(bits), 8):
+        coded.append(int(bits[i:i + 8], 2))
+        if coded[-1] == 0xFF:
+            coded.append(0)  # a stuffed zero
+    table = b"\xff\xc4" + struct.pack(">H", 20) + b"\x10" + bytes([1] + [0] * 15) + b"\xe0"  # AC table 0: EOB14
+    scan = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x01\x3f\x00" + bytes(coded)
+    assert data.endswith(b"\xff\xd9")
+    return data[:-2] + table + scan * scans + b"\xff\xd9"
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_any_decoder_reads_it(blurrer) -> None:
+    """libjpeg decodes every scan over the whole picture, so a small file of many empty scans takes hours
+    (20,000 made a 0.5 MB file take 38 s at 8 megapixels): more than MAX_SCANS is refused, with one line;
+    a file with a few such scans is still searched and blurred."""
+    from piiblur.formats.jpeg import MAX_SCANS
+    from piiblur.formats.jpeg.markers import scan_count
+
+    picture = portrait_image()
+    progressive = jpeg_bytes(picture, quality=90, progressive=True)
+    assert scan_count(progressive) == 10 and scan_count(jpeg_bytes(picture, quality=90)) == 1
+    few = with_empty_scans(progressive, *picture.size, 20)
+    assert scan_count(few) == 30
+    result, out = blurrer.process_bytes(few, "few.jpg")
+    assert result.status == "blurred" and out is not None and result.count("face") >= 1
+    many = with_empty_scans(progressive, *picture.size, MAX_SCANS)
+    result, out = blurrer.process_bytes(many, "many.jpg")
+    assert result.status == "failed" and out is None
+    assert f"{MAX_SCANS + 10} scans" in result.reason and result.reason.startswith("refused")
+
+
+def test_a_jpeg_of_thousands_of_scans_appended_to_a_clean_photo_is_not_decoded_nor_copied(blurrer) -> None:
+    """The same kind of file hidden after the end of a clean photo is not decoded (it could not be searched
+    in time), so it counts as showing something and the photo is written without it."""
+    from piiblur.formats._embedded import Embedded, decode
+
+    picture = portrait_image()
+    bomb = with_empty_scans(jpeg_bytes(picture, quality=90, progressive=True), *picture.size, 2000)
+    assert decode(Embedded("appended", bomb)) is None
+    assert decode(Embedded("appended", with_empty_scans(jpeg_bytes(picture, progressive=True), *picture.size, 5)))
+    result, out = blurrer.process_bytes(jpeg_bytes(empty_picture(), quality=90) + bomb, "clean.jpg")
+    assert result.status == "blurred" and out is not None and bomb[-4000:] not in out
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_a_file_of_more_frames_than_the_limit_is_refused_with_one_line(blurrer, monkeypatch, fmt: str) -> None:
+    """Every frame is decoded and searched on its own, so a file of a million tiny frames would take hours:
+    over MAX_FRAMES it is refused before its frames are decoded; at the limit it is searched as before."""
+    import piiblur.formats as formats
+
+    monkeypatch.setattr(formats, "MAX_FRAMES", 12)
+    rng = np.random.default_rng(3)
+    frames = [Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)) for _ in range(13)]
+
+    def file_of(count: int) -> bytes:
+        return save(frames[0], fmt, save_all=True, append_images=frames[1:count])
+
+    result, out = blurrer.process_bytes(file_of(13), f"many.{fmt.lower()}")
+    assert result.status == "failed" and out is None
+    assert result.reason.startswith("refused") and "13 frames" in result.reason
+    assert blurrer.process_bytes(file_of(12), f"many.{fmt.lower()}")[0].status == "copied"

@@ -37,6 +37,10 @@ IMAGE_EXTENSIONS = frozenset(
      ".avif", ".bmp", ".gif"}
 )
 DEFAULT_MAX_PIXELS = 300_000_000  # a 24K x 12K panorama; decompression bombs beyond this are refused
+# Frames (animation frames, TIFF pages, a HEIF's images, an MPO's pictures) are searched one by one, at
+# about 7 ms each when tiny: 2,000 frames of 8x8 took 14 s, and a file of a million 1x1 frames (tens of MB)
+# would take hours; a 10-second animation has a few hundred. More are refused.
+MAX_FRAMES = 10_000
 
 # Pillow modes that blur works on directly; anything else is converted first. LAB is blurred with its a and
 # b channels (signed in Pillow) moved to unsigned, and written back as LAB.
@@ -158,6 +162,9 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             fmt = image.format or "?"
+            why = refusal(fmt, data)
+            if why is not None:
+                raise ImageError(f"refused: {why}")
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"refused: larger than the pixel limit of {max_pixels:,} pixels ({exc})") from None
@@ -165,6 +172,10 @@ def read_image_bytes(data: bytes, path: Path, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageError("not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode: {exc}") from None
+    frames = getattr(image, "n_frames", 1)
+    if frames > MAX_FRAMES:
+        raise ImageError(f"refused: a {fmt} of {frames:,} frames or images (at most {MAX_FRAMES:,}: each is "
+                         "decoded and searched on its own, and thousands of tiny ones would take hours)")
     orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
     if orientation not in TO_UPRIGHT:
         orientation = 1
@@ -280,7 +291,7 @@ def _deep_colour(fmt: str, image: Image.Image, data: bytes) -> np.ndarray | None
 
 def _plugins() -> dict[str, Encoder]:
     """Each format's plugin module (one per format family): its writer, ``encode``, and optionally a check
-    of the whole stream, ``stream_warnings``."""
+    of the whole stream, ``stream_warnings``, and one made before it is decoded, ``refused``."""
     global _PLUGINS
     if _PLUGINS is None:
         _PLUGINS = {}
@@ -292,11 +303,22 @@ def _plugins() -> dict[str, Encoder]:
                 _PLUGINS[name] = module.encode
                 if hasattr(module, "stream_warnings"):
                     _STREAM_CHECKS[name] = module.stream_warnings
+                if hasattr(module, "refused"):
+                    _REFUSALS[name] = module.refused
     return _PLUGINS
 
 
 _PLUGINS: dict[str, Encoder] | None = None
 _STREAM_CHECKS: dict[str, Callable[[bytes], list[str]]] = {}
+_REFUSALS: dict[str, Callable[[bytes], str | None]] = {}
+
+
+def refusal(fmt: str, data: bytes) -> str | None:
+    """Why a stream of format ``fmt`` (Pillow's name) is refused before any decoder reads it (the format
+    plugin's ``refused``: a file built to make decoding take hours), or None."""
+    _plugins()
+    check = _REFUSALS.get(fmt)
+    return check(data) if check is not None else None
 
 
 def encode_image(source: SourceImage, pixels: np.ndarray, later: list[np.ndarray] | None = None) -> Encoded:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from . import SourceImage
+from . import SourceImage, refusal
 from ._exif import EXIF_HEADER, dangling_jpeg_starts, preview_spans, raw_thumbnail, thumbnail_range
 from ._signatures import image_spans, structure_end
 from ._xmp import XMP_SIGNATURE, bare_images, images_in
@@ -58,6 +58,8 @@ def decode(item: Embedded) -> Image.Image | None:
         return None
     try:
         with Image.open(io.BytesIO(item.data)) as image:
+            if refusal(image.format or "?", item.data) is not None:
+                return None  # not searched: it counts as showing something, and the scrub removes it
             image.load()
             return image.copy()
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):

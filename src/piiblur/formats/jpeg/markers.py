@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from enum import IntEnum
 
@@ -103,23 +104,37 @@ def without_empty_segments(data: bytes) -> bytes:
     return b"\xff\xd8" + b"".join(kept) + data[sos:]
 
 
+# In entropy-coded data a marker is 0xFF followed by neither 0 (a stuffed 0xFF), nor RSTn, nor 0xFF (fill)
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _after_header(data: bytes) -> tuple[int, int]:
+    """Walk the first image from its first SOS: (scans, offset just past its EOI, or the length when the
+    EOI is missing)."""
+    _, pos = header_segments(data)
+    scans = 0
+    while pos + 3 < len(data):
+        if data[pos + 1] == Marker.SOS:
+            scans += 1
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]  # the SOS (or other) segment
+        found = _NEXT_MARKER.search(data, pos)  # past the entropy-coded data
+        if found is None:
+            return scans, len(data)
+        pos = found.start()
+        if data[pos + 1] == Marker.EOI:
+            return scans, pos + 2
+    return scans, len(data)
+
+
 def image_end(data: bytes) -> int:
     """Offset just past the first image's EOI (the length when it is missing)."""
-    _, pos = header_segments(data)
-    while pos + 3 < len(data):
-        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]  # the SOS (or other) segment
-        while pos + 1 < len(data):  # entropy-coded data: a marker is 0xFF then neither 0 nor RSTn
-            pos = data.find(b"\xff", pos)
-            if pos < 0:
-                return len(data)
-            following = data[pos + 1] if pos + 1 < len(data) else 0
-            if following == 0 or following == 0xFF or 0xD0 <= following <= 0xD7:
-                pos += 1 if following == 0xFF else 2
-                continue
-            break
-        if pos + 1 >= len(data) or data[pos + 1] == Marker.EOI:
-            return min(pos + 2, len(data))
-    return len(data)
+    return _after_header(data)[1]
+
+
+def scan_count(data: bytes) -> int:
+    """How many scans (SOS segments) the first image has. libjpeg reads the whole picture's coefficients
+    again for each scan of a progressive image, so a few bytes a scan can make one file take hours."""
+    return _after_header(data)[0]
 
 
 def restart_interval(data: bytes) -> int:
