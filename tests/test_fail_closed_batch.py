@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import servers
 from helpers import EXAMPLE, FACE_BOX, ROOT, detail
 from PIL import Image
@@ -217,6 +218,33 @@ def test_an_image_over_the_worker_memory_limit_fails_alone_and_the_report_is_wri
     assert statuses == {"big.png": "failed", "p00.png": "blurred", "p01.png": "blurred"}
     assert "memory" in _report(report)["big.png"]["reason"] or "died" in _report(report)["big.png"]["reason"]
     assert _images(out) == ["p00.png", "p01.png"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_image_over_the_time_limit_is_stopped_and_fails_alone(tmp_path: Path, portrait: np.ndarray, jobs: str):
+    """A worker still on one image after --time-limit is killed and replaced: that image fails with one line,
+    the others are blurred after it, nothing of it is written (a file that hangs a decoder would stall the
+    batch for ever). With -j 1 the limit runs the image in a worker process too."""
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    _portraits(src, portrait, 2)
+    ys = np.linspace(0, 255, 9000, dtype=np.float32)
+    big = np.broadcast_to(ys[:, None, None], (9000, 9000, 3)).astype(np.uint8)  # 81 megapixels: many seconds
+    Image.fromarray(big).save(src / "big.png", compress_level=1)
+    code = _cli(src, out, "-j", jobs, "--time-limit", "4", "--report", report)
+    assert code == 1
+    files = _report(report)
+    assert {name: f["status"] for name, f in files.items()} == {
+        "big.png": "failed", "p00.png": "blurred", "p01.png": "blurred"}
+    assert "time limit" in files["big.png"]["reason"]
+    assert _images(out) == ["p00.png", "p01.png"]
+
+
+def test_a_time_limit_that_is_not_a_number_of_seconds_is_a_usage_error(tmp_path: Path, capsys):
+    for bad in ("-1", "nan", "soon"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(tmp_path), str(tmp_path / "out"), "--time-limit", bad])
+        assert exc.value.code == 2
+    assert "seconds" in capsys.readouterr().err
 
 
 # what is printed ---------------------------------------------------------------------------------------

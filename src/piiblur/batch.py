@@ -103,12 +103,14 @@ def run(
     ray_address: str | None = None,
     worker_memory: int | None = None,
     passed: Passed | None = None,
+    time_limit: float | None = None,
 ) -> BatchResult:
     """Process ``jobs``; an image is skipped only when the output folder's manifest says that pii-blur wrote
     its output, from the same input, with the same settings, and the output is still as written.
 
     Ctrl-C or SIGTERM stops the workers within seconds; what was written by then is recorded, and the
-    result has ``stopped_by`` set. ``worker_memory`` (bytes) limits each worker process's address space.
+    result has ``stopped_by`` set. ``worker_memory`` (bytes) limits each worker process's address space,
+    ``time_limit`` (seconds; 0: none, None: the engine's default) the time one image may take.
     ``passed`` (from ``plan``) is counted in the result, its unreadable folders as failures at the end.
     """
     results = engines.engine(engine)
@@ -122,7 +124,7 @@ def run(
         if not dry_run:
             for root in {storage.parent(j.target) for j in todo}:
                 storage.sweep_temporaries(root)
-        _drain(results(todo, settings, dry_run, workers, worker_memory, ray_address), record)
+        _drain(results(todo, settings, dry_run, workers, worker_memory, ray_address, time_limit), record)
     except KeyboardInterrupt as exc:
         batch.stopped_by = getattr(exc, "signum", signal.SIGINT)
     finally:

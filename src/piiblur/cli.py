@@ -42,6 +42,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of seconds, such as 600 (0: no limit)") from None
+    if not value >= 0 or value == float("inf"):  # NaN fails the comparison
+        raise argparse.ArgumentTypeError("a number of seconds, 0 or more (0: no limit)")
+    return value
+
+
 def blur_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pii-blur",
@@ -74,6 +84,11 @@ def blur_parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker-memory", type=_size, metavar="SIZE",
                         help="most memory (address space) each worker process may take, e.g. 4G; an image "
                         "that needs more fails alone (local engine; default: no limit)")
+    parser.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                        help="most time one image may take; a worker still on it then is stopped and replaced, "
+                        "and the image fails alone (local engine; default 3600 with worker processes, 0: no "
+                        "limit; -j 1 runs in pii-blur's own process, without a limit, unless this or "
+                        "--worker-memory is given)")
     parser.add_argument("--engine", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine (default); ray: a Ray cluster "
                         "(pip install 'pii-blur[ray]')")
@@ -125,7 +140,8 @@ def run_blur(args: argparse.Namespace) -> int:
     workers = args.jobs or (default_workers() if args.engine == "local" else 0)
     try:
         batch = run(jobs, settings, workers, args.dry_run, args.overwrite, on_result, engine=args.engine,
-                    ray_address=args.ray_address, worker_memory=args.worker_memory, passed=passed)
+                    ray_address=args.ray_address, worker_memory=args.worker_memory, passed=passed,
+                    time_limit=args.time_limit)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except WorkerStartError as exc:

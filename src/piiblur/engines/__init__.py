@@ -1,6 +1,6 @@
 """Engines: where the jobs run. Each module is one engine with the same entry point,
 
-``results(jobs, settings, dry_run, workers, memory, address) -> Iterator[Outcome]``,
+``results(jobs, settings, dry_run, workers, memory, address, seconds) -> Iterator[Outcome]``,
 
 yielding each job's outcome as it finishes (in any order); the batch (``piiblur.batch``)
 records them. A new engine is one new module plus its line in ``ENGINES``.
@@ -21,7 +21,7 @@ ENGINES = {"local": "piiblur.engines.local", "ray": "piiblur.engines.ray"}
 
 class Results(Protocol):
     def __call__(self, jobs: list[Job], settings: Settings, dry_run: bool, workers: int, memory: int | None,
-                 address: str | None) -> Iterator[Outcome]: ...
+                 address: str | None, seconds: float | None) -> Iterator[Outcome]: ...
 
 
 def engine(name: str) -> Results:

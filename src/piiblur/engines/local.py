@@ -2,7 +2,9 @@
 
 Each worker process loads the detectors once and is handed one job at a time.
 A worker that dies (killed for memory, a signal) is replaced, and only the
-image it was on fails. On Ctrl-C the workers are stopped within seconds and
+image it was on fails. A worker still on one image after ``seconds`` (default
+``DEFAULT_TIME_LIMIT``) is killed and replaced, and that image fails: a file
+that hangs a decoder cannot stall the batch. On Ctrl-C the workers are stopped within seconds and
 the results they had already sent are still yielded. ``workers`` processes
 (default one per core, as many as the memory holds: ``sizing``) share the
 cores: each gets ``cores // workers`` onnxruntime and OpenCV threads.
@@ -34,6 +36,10 @@ from piiblur.pipeline import Blurrer
 from piiblur.results import FileResult
 from piiblur.settings import Settings, Status
 from piiblur.signals import set_handler
+
+# No image within the pixel limit takes this long on any machine pii-blur runs on (300 megapixels: about
+# two minutes a worker here); a worker that does is taken to hang.
+DEFAULT_TIME_LIMIT = 3600.0
 
 # worker side ----------------------------------------------------------------
 _blurrer: Blurrer | None = None
@@ -91,19 +97,22 @@ def _init_here(settings: Settings) -> None:
 
 # parent side ----------------------------------------------------------------
 def results(jobs: list[Job], settings: Settings, dry_run: bool, workers: int, memory: int | None,
-            address: str | None = None) -> Iterator[Outcome]:
-    """Each job's outcome as it finishes. With one worker and no memory limit, in this process."""
+            address: str | None = None, seconds: float | None = None) -> Iterator[Outcome]:
+    """Each job's outcome as it finishes. ``seconds``: the most one image may take (0: no limit; None:
+    ``DEFAULT_TIME_LIMIT``). With one worker and neither limit given, in this process (where nothing can
+    stop a hang)."""
     if not jobs:
         return
     workers = max(1, min(workers, len(jobs)))
     if settings.threads == 0:
         settings = replace(settings, threads=threads_per_worker(workers))
-    if workers == 1 and memory is None:  # in this process: no worker to start
+    if workers == 1 and memory is None and seconds is None:  # in this process: no worker to start
         _init_here(settings)
         for job in jobs:
             yield _work(job, dry_run)
         return
-    pool = _Pool(settings, workers, dry_run, memory)
+    limit = DEFAULT_TIME_LIMIT if seconds is None else seconds
+    pool = _Pool(settings, workers, dry_run, memory, limit or None)
     try:
         yield from pool.results(jobs)
     except KeyboardInterrupt:
@@ -119,6 +128,8 @@ class _Worker:
     conn: Connection
     scratch: str  # its temporary folder, removed when it is retired
     job: Job | None = None
+    since: float = 0.0  # when it was handed its job (time.monotonic)
+    overdue: bool = False  # killed for taking longer than the time limit
 
 
 class _Pool:
@@ -126,9 +137,11 @@ class _Pool:
 
     STOP_GRACE = 3.0  # seconds an interrupted worker has to exit before it is killed
 
-    def __init__(self, settings: Settings, count: int, dry_run: bool, memory: int | None) -> None:
+    def __init__(self, settings: Settings, count: int, dry_run: bool, memory: int | None,
+                 seconds: float | None = None) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.args = (settings, dry_run, memory)
+        self.seconds = seconds
         self.scratch = tempfile.mkdtemp(prefix="pii-blur-workers-")
         self.started_ok = False
         self.failed_starts = 0
@@ -149,7 +162,10 @@ class _Pool:
             handles: dict[Any, _Worker] = {}
             for worker in self.workers:
                 handles[worker.conn] = handles[worker.process.sentinel] = worker
-            for ready in mp_connection.wait(list(handles)):
+            ready_ones = mp_connection.wait(list(handles), self._until_next_deadline())
+            if not ready_ones:
+                self._stop_overdue()
+            for ready in ready_ones:
                 worker = handles[ready]
                 if worker in self.workers:  # not already seen through its other handle
                     yield from self._serve(worker, queue)
@@ -165,11 +181,33 @@ class _Pool:
         if kind == "done":
             worker.job = None
             yield payload
+            if worker.overdue:  # it finished as it was being killed: what it sent counts, then it is replaced
+                self._retire(worker)
+                if queue:
+                    self.workers.append(self._start())
+                return
         else:
             self.started_ok = True
         self._hand_out(worker, queue)
 
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until the first busy worker runs out of time (None: no limit, or none busy)."""
+        busy = [w.since for w in self.workers if w.job is not None and not w.overdue]
+        if self.seconds is None or not busy:
+            return None
+        return max(0.0, min(busy) + self.seconds - time.monotonic())
+
+    def _stop_overdue(self) -> None:
+        """Kill every worker that has been on its image longer than the limit (its sentinel then tells)."""
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.job is not None and not worker.overdue and self.seconds is not None \
+                    and now - worker.since >= self.seconds:
+                worker.overdue = True
+                worker.process.kill()
+
     def _hand_out(self, worker: _Worker, queue: deque[Job]) -> None:
+        worker.since = time.monotonic()
         worker.job = queue.popleft() if queue else None
         with contextlib.suppress(OSError):  # if it died meanwhile, its sentinel tells
             worker.conn.send(worker.job)
@@ -183,6 +221,10 @@ class _Pool:
             self.failed_starts += 1
             if not self.started_ok or self.failed_starts >= 3:
                 raise WorkerStartError(f"a worker process died while loading the models ({how})")
+        elif worker.overdue:
+            reason = (f"stopped after {self.seconds:.0f} s, the time limit of one image (--time-limit): its "
+                      "worker was killed and replaced; the other images go on")
+            yield Outcome(FileResult(worker.job.label, None, Status.FAILED, reason))
         else:
             reason = f"the worker process died on this image ({how}); the other images go on"
             yield Outcome(FileResult(worker.job.label, None, Status.FAILED, reason))

@@ -58,11 +58,11 @@ def forwarded_env() -> dict[str, str]:
 
 
 def results(jobs: list[Job], settings: Settings, dry_run: bool, workers: int = 0, memory: int | None = None,
-            address: str | None = None) -> Iterator[Outcome]:
+            address: str | None = None, seconds: float | None = None) -> Iterator[Outcome]:
     """Results as they finish, in any order. Starts a local Ray when there is none and no address.
 
-    ``workers``: how many actors (0: one per CPU of the cluster, two per GPU); ``memory`` is the
-    local engine's and has no effect here.
+    ``workers``: how many actors (0: one per CPU of the cluster, two per GPU); ``memory`` and
+    ``seconds`` (the time limit of one image) are the local engine's and have no effect here.
     """
     if not jobs:
         return
