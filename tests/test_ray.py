@@ -74,3 +74,22 @@ def test_ray_and_local_engines_write_the_same_files(cluster: None, tmp_path: Pat
         assert (on_ray / rel).read_bytes() == (local / rel).read_bytes(), rel
     assert detail(np.asarray(Image.open(on_ray / "portrait.jpg")), FACE_BOX) < 0.05 * detail(portrait, FACE_BOX)
     assert (on_ray / "empty.jpg").stat().st_mtime == (src / "empty.jpg").stat().st_mtime
+
+
+def test_an_image_over_the_time_limit_fails_alone_on_the_cluster(cluster: None, tmp_path: Path,
+                                                                 portrait: np.ndarray):
+    """An actor still on one image after --time-limit is killed (not restarted with the same image) and a
+    fresh one takes its place: that image fails with one line, the others are blurred."""
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(portrait, 30 * i, axis=1)).save(src / f"p{i}.png")
+    ys = np.linspace(0, 255, 9000, dtype=np.float32)
+    big = np.broadcast_to(ys[:, None, None], (9000, 9000, 3)).astype(np.uint8)  # 81 megapixels: many seconds
+    Image.fromarray(big).save(src / "big.png", compress_level=1)
+    assert _cli("--engine", "ray", src, out, "-q", "--time-limit", "4", "--report", report) == 1
+    files = {f["source"]: f for f in json.loads(report.read_text())["files"]}
+    assert {name: f["status"] for name, f in files.items()} == {
+        "big.png": "failed", "p0.png": "blurred", "p1.png": "blurred", "p2.png": "blurred"}
+    assert "time limit" in files["big.png"]["reason"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["p0.png", "p1.png", "p2.png"]

@@ -86,7 +86,7 @@ def blur_parser() -> argparse.ArgumentParser:
                         "that needs more fails alone (local engine; default: no limit)")
     parser.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                         help="most time one image may take; a worker still on it then is stopped and replaced, "
-                        "and the image fails alone (local engine; default 3600 with worker processes, 0: no "
+                        "and the image fails alone (default 3600 with worker processes and Ray actors, 0: no "
                         "limit; -j 1 runs in pii-blur's own process, without a limit, unless this or "
                         "--worker-memory is given)")
     parser.add_argument("--engine", choices=["local", "ray"], default="local",
