@@ -13,8 +13,13 @@ provider, it says so and exits 0.
 
 ``--diagnose`` looks for where a detection run's time goes on the GPU instead
 (about a minute): a bare session's run per view size, warm and when the input
-shape changes, then the mean run inside the pipeline on one panorama with the
-session's CPU thread pool as it is, with one thread, and without spinning.
+shape changes, then the mean run inside the pipeline on one panorama (the whole
+run and its ``session.run`` alone) as pii-blur runs it, with the session's CPU
+threads spinning, with one thread, and with onnxruntime's CPU memory arena on
+(pii-blur turns it off; without it, each run's host buffers are allocated
+anew). ``--diagnose --device cpu`` runs the same on the CPU: a check of the
+script itself where no GPU is lent (until stop 27 it called a ``run`` whose
+signature had changed, and would have failed on the GPU).
 Measured on an H100 (README): 5-10 ms per bare run, about 130 ms per run
 inside the pipeline; the cause was not yet found.
 """
@@ -33,23 +38,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import DEFAULT_DATA, PANORAMAS, run_config
 
 
-def diagnose(panorama: Path) -> None:
-    """Bare sessions against sessions inside the pipeline, on the CUDA provider."""
+def diagnose(panorama: Path, device: str = "cuda") -> None:
+    """Bare sessions against sessions inside the pipeline (``device`` cpu: the same measurements on the CPU
+    provider, to check this script where no GPU is lent)."""
     import numpy as np
     import onnxruntime as ort
 
     from piiblur.detectors import base
     from piiblur.pipeline import Blurrer, Settings
 
-    base.load_cuda_libraries()
+    precision = "fp32" if device == "cuda" else "int8"
+    if device == "cuda":
+        base.load_cuda_libraries()
     shapes = [(1344, 1344), (1600, 1344), (1472, 1472), (768, 768)]
-    sessions = {stem: base.make_session(stem, base.OnnxRuntimeOptions(device="cuda", precision="fp32"))
+    sessions = {stem: base.make_session(stem, base.OnnxRuntimeOptions(device=device, precision=precision))
                 for stem in ("centerface", "plate_yolov8n_street")}
     for stem, session in sessions.items():
-        name = session.get_inputs()[0].name
+        name, channels = session.get_inputs()[0].name, session.get_inputs()[0].shape[1]
 
-        def run_ms(shape: tuple[int, int], session: ort.InferenceSession = session, name: str = name) -> float:
-            blob = np.random.default_rng(0).random((1, 3, *shape), dtype=np.float32) * 255
+        def blob_of(shape: tuple[int, int], channels: int = channels) -> np.ndarray:
+            h, w = shape if channels == 3 else (shape[0] // 2, shape[1] // 2)  # a space-to-depth input
+            return np.random.default_rng(0).random((1, channels, h, w), dtype=np.float32) * 255
+
+        def run_ms(shape: tuple[int, int], session: ort.InferenceSession = session, name: str = name,
+                   blob_of=blob_of) -> float:
+            blob = blob_of(shape)
             start = time.perf_counter()
             session.run(None, {name: blob})
             return (time.perf_counter() - start) * 1000
@@ -57,56 +70,73 @@ def diagnose(panorama: Path) -> None:
         first = [run_ms(shape) for shape in shapes]
         warm = [min(run_ms(shape) for _ in range(3)) for shape in shapes]
         switching = [run_ms(shapes[i % 2]) for i in range(6)]
-        print(f"bare {stem:<14} first run per shape {[round(v) for v in first]} ms; warm {[round(v, 1) for v in warm]}"
-              f" ms; alternating two shapes {[round(v) for v in switching]} ms")
-    blob = np.random.default_rng(0).random((1, 3, 1344, 1344), dtype=np.float32) * 255
-    in_turn = []
-    for _ in range(3):  # as the pipeline does: the face net, then the plate net, on each view
-        for session in sessions.values():
-            start = time.perf_counter()
-            session.run(None, {session.get_inputs()[0].name: blob})
-            in_turn.append((time.perf_counter() - start) * 1000)
-    print(f"bare, the two nets in turn on one shape: {[round(v, 1) for v in in_turn]} ms")
-    runs = [0.0, 0]
+        print(f"bare {stem:<20} first run per shape {[round(v) for v in first]} ms; warm "
+              f"{[round(v, 1) for v in warm]} ms; alternating two shapes {[round(v) for v in switching]} ms")
+    # inside the pipeline: each net's whole run (input blob, session, outputs) and its session.run alone
+    runs = {"whole": [0.0, 0], "session.run": [0.0, 0]}
     plain_run = base.OnnxDetector.run
 
-    def counted(self, rgb, pad_value=0, scale=1.0):  # type: ignore[no-untyped-def]
+    def timed(key: str, call, *args, **kwargs):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:
-            return plain_run(self, rgb, pad_value, scale)
+            return call(*args, **kwargs)
         finally:
-            runs[0] += time.perf_counter() - start
-            runs[1] += 1
+            runs[key][0] += time.perf_counter() - start
+            runs[key][1] += 1
+
+    def counted(self, images):  # type: ignore[no-untyped-def]
+        session = self.session
+        if not getattr(session, "timed", False):
+            plain = session.run
+            session.run = lambda *a, **k: timed("session.run", plain, *a, **k)
+            session.timed = True
+        return timed("whole", plain_run, self, images)
 
     base.OnnxDetector.run = counted  # type: ignore[method-assign]
     plain_options = ort.SessionOptions
-    variants = {"threads as they are": (0, "1"), "1 intra-op thread": (1, "1"), "no spinning": (0, "0")}
-    for label, (threads, spinning) in variants.items():
-        def options_with_spinning(spinning: str = spinning) -> ort.SessionOptions:
-            options = plain_options()
-            options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-            return options
-
-        ort.SessionOptions = options_with_spinning  # what make_session builds its sessions with
-        blurrer = Blurrer(Settings(device="cuda", threads=threads))
+    variants = {"as pii-blur runs": (0, "0", False), "threads spinning": (0, "1", False),
+                "1 intra-op thread": (1, "0", False), "CPU memory arena on": (0, "0", True)}
+    for label, (threads, spinning, arena) in variants.items():
+        ort.SessionOptions = _options_class(plain_options, spinning, arena)
+        blurrer = Blurrer(Settings(device=device, precision=precision, threads=threads))
         ort.SessionOptions = plain_options
         blurrer.process(panorama, None)  # warm-up
-        runs[:] = [0.0, 0]
+        runs.update({"whole": [0.0, 0], "session.run": [0.0, 0]})
         start = time.perf_counter()
         result = blurrer.process(panorama, None)
         total = time.perf_counter() - start
-        print(f"pipeline, {label:<20} {total:6.2f} s for {panorama.name}; {runs[1]} runs, "
-              f"{1000 * runs[0] / max(runs[1], 1):6.1f} ms each; timings {result.timings}")
+        whole, bare = runs["whole"], runs["session.run"]
+        print(f"pipeline, {label:<20} {total:6.2f} s for {panorama.name}; {whole[1]} runs, "
+              f"{1000 * whole[0] / max(whole[1], 1):6.1f} ms each, of which session.run "
+              f"{1000 * bare[0] / max(bare[1], 1):6.1f} ms; timings {result.timings}")
+    base.OnnxDetector.run = plain_run  # type: ignore[method-assign]
+
+
+def _options_class(plain: type, spinning: str, arena: bool) -> type:
+    """onnxruntime's SessionOptions with the thread pools' spinning and (``arena``) the CPU memory arena set
+    whatever make_session sets (until stop 27 make_session overwrote the variant's spinning): what a
+    variant's sessions are built with."""
+
+    class Options(plain):  # type: ignore[misc, valid-type]
+        def add_session_config_entry(self, key: str, value: str) -> None:
+            super().add_session_config_entry(key, spinning if key.endswith(".allow_spinning") else value)
+
+        def __setattr__(self, key: str, value: object) -> None:
+            super().__setattr__(key, True if key == "enable_cpu_mem_arena" and arena else value)
+
+    return Options
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--diagnose", action="store_true", help="where a run's time goes on the GPU")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                        help="for --diagnose: cpu runs the same measurements on the CPU (a check of this script)")
     args = parser.parse_args()
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
+    if args.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         print(f"onnxruntime {ort.__version__} has no CUDA provider here ({ort.get_available_providers()}): "
               "pip install onnxruntime-gpu on a GPU machine")
         return 0
@@ -115,7 +145,7 @@ def main() -> int:
         print(f"{args.data}/pano360 not found: nothing to measure")
         return 0
     if args.diagnose:
-        diagnose(paths[0])
+        diagnose(paths[0], args.device)
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     configs = [("cpu", cores, 1, f"CPU, {cores} workers x 1 thread"),
