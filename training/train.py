@@ -121,7 +121,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", default=None, help="start from these weights (.pt) instead of the base, e.g. a soup")
     ap.add_argument("--lr0", type=float, default=HYP["lr0"])
-    ap.add_argument("--freeze", type=int, default=HYP["freeze"], help="the first N layers stay as they are")
+    ap.add_argument("--freeze", type=str, default=str(HYP["freeze"]),
+                    help="the first N layers stay as they are; or a list of layer numbers, e.g. 0,1,2,3,22 "
+                    "(22: the detection head)")
     ap.add_argument("--degrees", type=float, default=HYP["degrees"],
                     help="rotate each training image by up to this many degrees either way (rolled plates)")
     ap.add_argument("--distill", default=None,
@@ -171,7 +173,8 @@ def main() -> None:
 
     base = Path(args.init) if args.init else fetch()
     budget = args.hours if args.hours is not None else (hours_until(args.until) if args.until else None)
-    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=args.freeze, degrees=args.degrees, fraction=args.fraction)
+    freeze: int | list[int] = [int(x) for x in args.freeze.split(",")] if "," in args.freeze else int(args.freeze)
+    hyp = dict(HYP, batch=args.batch, lr0=args.lr0, freeze=freeze, degrees=args.degrees, fraction=args.fraction)
     CKPT_DIR.mkdir(exist_ok=True)
     teacher = {"distill": Path(args.distill).name, "distill_sha256": sha256(Path(args.distill)),
                "distill_weight": args.distill_weight} if args.distill else {}
