@@ -14,9 +14,22 @@ from typing import Protocol
 
 from piiblur.errors import UsageError
 from piiblur.job import Job, Outcome
-from piiblur.settings import Settings
+from piiblur.results import FileResult
+from piiblur.settings import Settings, Status
 
 ENGINES = {"local": "piiblur.engines.local", "ray": "piiblur.engines.ray"}
+
+# The most one image may take (``--time-limit``) when the user does not say: no image within the pixel limit
+# takes this long on any machine pii-blur runs on (300 megapixels: about two minutes a worker here); a
+# worker or actor that does is taken to hang, and is killed and replaced.
+DEFAULT_TIME_LIMIT = 3600.0
+
+
+def over_time(job: Job, seconds: float, worker: str) -> Outcome:
+    """The outcome of an image stopped by the time limit: it fails alone."""
+    why = (f"stopped after {seconds:.0f} s, the time limit of one image (--time-limit): its {worker} was "
+           "killed and replaced; the other images go on")
+    return Outcome(FileResult(job.label, None, Status.FAILED, why))
 
 
 class Results(Protocol):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from piiblur.engines import DEFAULT_TIME_LIMIT, over_time
 from piiblur.engines.sizing import threads_per_worker
 from piiblur.engines.worker_setup import set_worker_threads
 from piiblur.errors import WorkerStartError
@@ -36,10 +37,6 @@ from piiblur.pipeline import Blurrer
 from piiblur.results import FileResult
 from piiblur.settings import Settings, Status
 from piiblur.signals import set_handler
-
-# No image within the pixel limit takes this long on any machine pii-blur runs on (300 megapixels: about
-# two minutes a worker here); a worker that does is taken to hang.
-DEFAULT_TIME_LIMIT = 3600.0
 
 # worker side ----------------------------------------------------------------
 _blurrer: Blurrer | None = None
@@ -221,10 +218,8 @@ class _Pool:
             self.failed_starts += 1
             if not self.started_ok or self.failed_starts >= 3:
                 raise WorkerStartError(f"a worker process died while loading the models ({how})")
-        elif worker.overdue:
-            reason = (f"stopped after {self.seconds:.0f} s, the time limit of one image (--time-limit): its "
-                      "worker was killed and replaced; the other images go on")
-            yield Outcome(FileResult(worker.job.label, None, Status.FAILED, reason))
+        elif worker.overdue and self.seconds is not None:
+            yield over_time(worker.job, self.seconds, "worker")
         else:
             reason = f"the worker process died on this image ({how}); the other images go on"
             yield Outcome(FileResult(worker.job.label, None, Status.FAILED, reason))

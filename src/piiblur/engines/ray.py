@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from piiblur.engines.local import DEFAULT_TIME_LIMIT
+from piiblur.engines import DEFAULT_TIME_LIMIT, over_time
 from piiblur.engines.worker_setup import set_worker_threads
 from piiblur.errors import UsageError
 from piiblur.job import Job, Outcome, process_job
@@ -130,9 +130,7 @@ def _run_on_cluster(ray: Any, jobs: list[Job], settings: Settings, dry_run: bool
                     if seconds is not None and time.monotonic() - since >= seconds:
                         del in_flight[ref]
                         ray.kill(actor, no_restart=True)  # no retry of the image on a restarted actor
-                        why = (f"stopped after {seconds:.0f} s, the time limit of one image (--time-limit): its "
-                               "actor was killed and replaced; the other images go on")
-                        yield Outcome(FileResult(job.label, None, Status.FAILED, why))
+                        yield over_time(job, seconds, "actor")
                         fresh = remote.remote(settings)
                         pool[pool.index(actor)] = fresh
                         _loaded(ray, [fresh])
