@@ -196,10 +196,11 @@ class _Pool:
 
     def _stop_overdue(self) -> None:
         """Kill every worker that has been on its image longer than the limit (its sentinel then tells)."""
+        if self.seconds is None:
+            return
         now = time.monotonic()
         for worker in self.workers:
-            if worker.job is not None and not worker.overdue and self.seconds is not None \
-                    and now - worker.since >= self.seconds:
+            if worker.job is not None and not worker.overdue and now - worker.since >= self.seconds:
                 worker.overdue = True
                 worker.process.kill()
 
